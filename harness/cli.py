@@ -1,0 +1,355 @@
+"""The `enrollab` command (PROTOCOL.md §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from server.domain.errors import DomainError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from server.pki.store import Pki
+
+console = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="enrollab")
+def main() -> None:
+    """enrollab — a lab for zero-touch enrollment of IP phones.
+
+    A reference enrollment server, simulated phones and conformance suites.
+    """
+
+
+@main.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("enrollab-data"),
+    show_default=True,
+    help="Data directory: SQLite database, PKI, site files. Created if missing.",
+)
+@click.option(
+    "--db",
+    "db_url",
+    default=None,
+    metavar="URL",
+    help="Database URL; default sqlite:///DATA/enrollab.db. Use postgresql://user@host/db for a shared lab.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--admin-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Admin API port (0 = any free port).",
+)
+@click.option(
+    "--device-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    show_default="8443, or any free port with --admin-port 0",
+    help="Device API port (mutual TLS, PROTOCOL §2; 0 = any free port).",
+)
+@click.option(
+    "--hostname",
+    "hostnames",
+    multiple=True,
+    metavar="NAME",
+    help="A name devices reach this server by (DNS name or IP address), for the TLS certificate and "
+    "the device URL; repeatable, the first one that is no wildcard is used in URLs. Default: the "
+    "names already in the certificate (first start: localhost, 127.0.0.1, ::1).",
+)
+@click.option(
+    "--smtp",
+    default=None,
+    metavar="HOST:PORT",
+    help="Deliver email notifications (NTF-1) through this SMTP relay; without it they stay in the outbox.",
+)
+def serve(
+    data_dir: Path,
+    db_url: str | None,
+    host: str,
+    admin_port: int,
+    device_port: int | None,
+    hostnames: tuple[str, ...],
+    smtp: str | None,
+) -> None:
+    """Run the reference enrollment server.
+
+    The first start creates the data directory, the PKI (DATA/pki: server TLS certificate,
+    device CA, manufacturer CA), the database and the platform administrator `admin`, whose
+    password is printed once (or taken from ENROLLAB_ADMIN_PASSWORD). Devices talk to the
+    device API on its own port with mutual TLS (PROTOCOL §2).
+    """
+    from server.runner import Running, ServeConfig, serve_forever
+
+    def announce(running: Running) -> None:
+        console.print(f"[bold]enrollab[/] admin API on {running.admin_url}/api/v1  (data: {data_dir})")
+        device = escape(running.device_url)
+        console.print(f"device API (mutual TLS) on {device}/device/v1, EST on {device}/.well-known/est", soft_wrap=True)
+        for warning in running.warnings:
+            console.print(f"[yellow]warning[/] {escape(warning)}", soft_wrap=True)
+        if running.opened.first_password:
+            console.print(
+                f"first platform administrator: login [bold]admin[/], password "
+                f"[bold]{running.opened.first_password}[/] (temporary: change it at first login)"
+            )
+        console.print("Ctrl-C stops the server.")
+
+    relay = None
+    if smtp:
+        relay_host, _, relay_port = smtp.rpartition(":")
+        if not relay_host or not relay_port.isdigit() or not 0 < int(relay_port) < 65536:
+            raise click.BadParameter("expected HOST:PORT, e.g. 127.0.0.1:25", param_hint="--smtp")
+        relay = (relay_host, int(relay_port))
+    cfg = ServeConfig(
+        data_dir=data_dir,
+        db_url=db_url,
+        host=host,
+        admin_port=admin_port,
+        device_port=device_port,
+        smtp=relay,
+        hostnames=list(hostnames) if hostnames else None,
+    )
+    _run(serve_forever(cfg, announce))
+
+
+@main.command()
+def demo() -> None:
+    """The main job on embedded defaults: a server on SQLite and the administrator's scenario.
+
+    Starts a throwaway server in a temporary directory, walks hierarchy → profile → site →
+    codes → device import → approve/claim/associate/activate → search → audit log, printing
+    each step, and exits 1 if any step answers unexpectedly.
+    """
+    from rich.console import Console as Out
+
+    from harness.demo import DemoFailed, run_demo
+
+    try:
+        steps = asyncio.run(run_demo(Out()))
+    except DemoFailed as exc:
+        console.print(f"[red]demo failed[/] {exc}")
+        sys.exit(1)
+    except DomainError as err:
+        console.print(f"[red]error[/] {err.error}: {err.detail}")
+        sys.exit(2)
+    Out().print(f"\n[bold green]demo complete[/]: {len(steps)} steps against the reference server.")
+
+
+# --- pki ------------------------------------------------------------------------------------
+
+_PKI_DATA = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("enrollab-data"),
+    show_default=True,
+    help="Data directory of the server (the PKI lives in DATA/pki). The PKI is created if it has none.",
+)
+
+
+def _fail(error: str, detail: str) -> NoReturn:
+    console.print(f"[red]error[/] {escape(error)}: {escape(detail)}", soft_wrap=True)
+    sys.exit(2)
+
+
+def _writable_target(path: Path) -> None:
+    """Refuse early (exit 2) an output path whose directory is missing or not writable."""
+    parent = path.parent
+    if not parent.is_dir():
+        _fail("cannot-write", f"cannot write {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        _fail("cannot-write", f"cannot write {path}: the directory {parent} is not writable")
+    if path.is_dir():
+        _fail("cannot-write", f"cannot write {path}: it is a directory")
+
+
+def _open_pki(data_dir: Path) -> Pki:
+    from server.pki import ensure_pki
+
+    try:
+        return ensure_pki(data_dir)
+    except DomainError as err:
+        _fail(err.error, err.detail)
+
+
+@main.group()
+def pki() -> None:
+    """The server's PKI: CAs, factory certificates of simulated devices, revocation.
+
+    DATA/pki holds a TLS CA and the server certificate it signs, a device CA (EST identity
+    certificates) and a manufacturer CA that issues factory certificates for simulated
+    devices; `enrollab serve` and every command here create them on first use. Private keys
+    are files of mode 0600.
+    """
+
+
+@pki.command("issue-factory-cert")
+@_PKI_DATA
+@click.option("--mac", required=True, help="Device MAC; A4:25:1B:0C:3D:5E, a4-25-1b-… or A4251B0C3D5E.")
+@click.option("--serial", required=True, help="Device serial number (1-64 visible ASCII characters).")
+@click.option("--model", required=True, help="Model, e.g. J179 (written to the certificate's OU).")
+@click.option(
+    "--out",
+    "prefix",
+    required=True,
+    metavar="PREFIX",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Writes PREFIX.key (private key, mode 0600) and PREFIX.crt (certificate, PEM).",
+)
+def issue_factory_cert(data_dir: Path, mac: str, serial: str, model: str, prefix: Path) -> None:
+    """Issue a factory certificate for a simulated device and print its thumbprint.
+
+    The certificate comes from the manufacturer CA in DATA/pki: subject CN=<MAC>,
+    serialNumber=<serial>, O=<manufacturer>. The only line on standard output is the
+    thumbprint (SHA-256 of the DER, upper-case hex), the value of an import file's
+    `thumbprint` column:
+
+    \b
+        TP=$(enrollab pki issue-factory-cert --data DIR \\
+             --mac A4251B0C3D5E --serial 21WZ1 --model J179 --out phone)
+    """
+    from server.domain.identity import normalize_mac, validate_serial
+    from server.pki.factory import validate_model
+
+    try:
+        mac = normalize_mac(mac)
+        validate_serial(serial)
+        validate_model(model)
+    except DomainError as err:
+        _fail(err.error, err.detail)
+    for suffix in (".key", ".crt"):
+        _writable_target(prefix.with_name(prefix.name + suffix))
+    issued = _open_pki(data_dir).issue_factory(mac, serial, model)
+    try:
+        issued.write(prefix)
+    except OSError as exc:
+        _fail("cannot-write", f"cannot write {prefix}.key/.crt: {exc.strerror}")
+    click.echo(issued.thumbprint)
+
+
+@pki.command("export-ca")
+@_PKI_DATA
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the CA certificate (PEM); '-' for standard output.",
+)
+def export_ca(data_dir: Path, out: Path) -> None:
+    """Write the CA that signed the server's TLS certificate, for clients' --cacert.
+
+    E.g. `curl --cacert tls-ca.pem --cert phone.crt --key phone.key https://127.0.0.1:8443/…`.
+    """
+    from server.pki.files import write_file
+    from server.pki.keys import certificate_pem
+
+    if str(out) != "-":
+        _writable_target(out)
+    ca = _open_pki(data_dir).tls_ca
+    pem = certificate_pem(ca.certificate)
+    if str(out) == "-":
+        click.echo(pem.decode("ascii"), nl=False)
+        return
+    try:
+        write_file(out, pem)
+    except OSError as exc:
+        _fail("cannot-write", f"cannot write {out}: {exc.strerror}")
+    console.print(f"wrote {escape(str(out))}: {escape(ca.subject.rfc4514_string())}")
+
+
+@pki.command("show")
+@_PKI_DATA
+def show_pki(data_dir: Path) -> None:
+    """Show the CAs and the server certificate: subject, key type, validity, SHA-256 fingerprint.
+
+    Also the manufacturer CA's CRL, the trusted manufacturer CAs
+    (DATA/pki/trusted-manufacturers/NAME.pem with NAME.crl) and any warnings.
+    """
+    from server.pki.authority import subject_text
+    from server.pki.keys import describe_key, thumbprint
+
+    loaded = _open_pki(data_dir)
+
+    def block(title: str, cert: x509.Certificate, path: Path) -> None:
+        start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        click.echo(title)
+        click.echo(f"  subject      {subject_text(cert.subject)}")
+        click.echo(f"  key          {describe_key(cert.public_key())}")
+        click.echo(f"  valid        {start:%Y-%m-%d %H:%M} UTC to {end:%Y-%m-%d %H:%M} UTC")
+        click.echo(f"  sha256       {thumbprint(cert)}")
+        click.echo(f"  file         {path}")
+
+    layout = loaded.layout
+    manufacturer = loaded.manufacturer_ca
+    click.echo(f"PKI in {layout.root}")
+    block("TLS CA (signs the server certificate; export-ca)", loaded.tls_ca.certificate, layout.tls_ca_cert)
+    block("Server certificate", loaded.server_certificate, layout.server_cert)
+    click.echo(f"  names        {', '.join(loaded.server_names)}")
+    block("Device CA (signs EST identity certificates)", loaded.device_ca.certificate, layout.device_ca_cert)
+    block("Manufacturer CA (issues factory certificates)", manufacturer.certificate, layout.manufacturer_ca_cert)
+    crl = manufacturer.crl
+    if crl is not None:
+        click.echo(f"  crl          {len(crl)} revoked, next update {crl.next_update_utc:%Y-%m-%d %H:%M} UTC")
+    click.echo("Trusted manufacturer CAs" + ("" if loaded.trusted else ": none besides the manufacturer CA"))
+    for trusted in loaded.trusted:
+        for cert in trusted.certificates:
+            click.echo(f"  {trusted.name}: {subject_text(cert.subject)} ({describe_key(cert.public_key())})")
+    for warning in loaded.warnings:
+        click.echo(f"warning: {warning}")
+
+
+@pki.command("revoke")
+@_PKI_DATA
+@click.option("--thumbprint", default=None, help="Thumbprint of the factory certificate (64 hex digits).")
+@click.option("--serial", default=None, help="Device serial: revokes every factory certificate issued for it.")
+def revoke(data_dir: Path, thumbprint: str | None, serial: str | None) -> None:
+    """Revoke factory certificates of the manufacturer CA (its CRL, checked in the TLS handshake).
+
+    Give exactly one of --thumbprint or --serial; prints the revoked thumbprints, one a line.
+    A running server applies the CRL when it reloads its device TLS context (at the latest
+    on restart).
+    """
+    if (thumbprint is None) == (serial is None):
+        raise click.UsageError("give exactly one of --thumbprint or --serial")
+    loaded = _open_pki(data_dir)
+    try:
+        if thumbprint is not None:
+            revoked = loaded.revoke_factory(thumbprint, by="thumbprint")
+        else:
+            assert serial is not None
+            revoked = loaded.revoke_factory(serial, by="serial")
+    except DomainError as err:
+        _fail(err.error, err.detail)
+    for value in revoked:
+        click.echo(value)
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(coro)
+    except DomainError as err:
+        console.print(f"[red]error[/] {err.error}: {err.detail}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

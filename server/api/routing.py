@@ -1,0 +1,351 @@
+"""The admin API's route table: one declaration per call gives its path, permission, body schema,
+audit process and OpenAPI entry, so validation, ACC-7 checks and LOG-1 entries cannot be forgotten.
+
+Every call runs in one transaction (the handler's work and its SUCCESS audit entry commit
+together); a refused mutating call writes its FAIL entry in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import jsonschema
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api.actor import Actor, authenticate
+from server.context import ServerContext
+from server.domain import permissions
+from server.domain.errors import DomainError, bad_request, forbidden, invalid
+from server.store.audit import write_audit
+from server.store.models import User
+
+log = logging.getLogger("enrollab.api")
+
+CTX: web.AppKey[ServerContext] = web.AppKey("ctx", ServerContext)
+PREFIX = "/api/v1"
+MAX_JSON = 1 << 20
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, bytes | bytearray):
+        return o.hex()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_default)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=dumps)
+
+
+@dataclass
+class Reply:
+    """A handler's answer when it is not a plain 200."""
+
+    body: Any
+    status: int = 200
+
+
+@dataclass
+class Req:
+    """What a handler gets: the request, the server, the authenticated actor, the validated body,
+    and the transaction it must do all its work in."""
+
+    request: web.Request
+    ctx: ServerContext
+    session: AsyncSession
+    actor: Actor
+    body: Any
+    raw: bytes | None = None
+    audit_message: str = ""
+    audit_account: str | None = None
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def param(self, name: str) -> str:
+        return self.request.match_info[name]
+
+    def int_param(self, name: str) -> int:
+        value = self.request.match_info[name]
+        if not value.isdigit() or len(value) > 18:
+            raise DomainError("not-found", f"no such {name.removesuffix('_id')}: {value!r}", 404, value)
+        return int(value)
+
+    def query(self, name: str, default: str | None = None) -> str | None:
+        return self.request.query.get(name, default)
+
+    def page(self, max_limit: int = 1000) -> tuple[int, int]:
+        """`limit`/`offset` of a list call (PROTOCOL §3), validated."""
+        try:
+            limit = int(self.request.query.get("limit", "100"))
+            offset = int(self.request.query.get("offset", "0"))
+        except ValueError:
+            raise bad_request("invalid-paging", "limit and offset must be integers") from None
+        if not 1 <= limit <= max_limit or offset < 0:
+            raise bad_request("invalid-paging", f"limit must be 1..{max_limit} and offset >= 0")
+        return limit, offset
+
+    @property
+    def now(self) -> datetime:
+        return self.ctx.clock()
+
+    @property
+    def client_host(self) -> str | None:
+        return self.request.remote
+
+
+Handler = Callable[[Req], Awaitable[Any]]
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    action: str | None  # permission id; None = public
+    process: str  # LOG-1 process name
+    body: dict[str, Any] | None = None
+    raw_body: tuple[str, ...] = ()  # accepted content types for non-JSON bodies
+    max_body: int = MAX_JSON
+    audited: bool = False
+    tag: str = ""
+    status: int = 200
+    allow_password_change: bool = False
+    query: tuple[tuple[str, str], ...] = ()
+
+
+class Api:
+    """Collects routes from the resource modules; installs them and describes them (OpenAPI)."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        action: str | None,
+        process: str,
+        body: dict[str, Any] | None = None,
+        raw_body: tuple[str, ...] = (),
+        max_body: int = MAX_JSON,
+        audited: bool | None = None,
+        tag: str = "",
+        status: int = 200,
+        allow_password_change: bool = False,
+        query: tuple[tuple[str, str], ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        if action is not None and action not in permissions.ALLOWED:
+            raise KeyError(f"route {method} {path}: unknown action {action}")
+
+        def register(fn: Handler) -> Handler:
+            self.routes.append(
+                Route(
+                    method=method,
+                    path=path,
+                    handler=fn,
+                    summary=summary,
+                    action=action,
+                    process=process,
+                    body=body,
+                    raw_body=raw_body,
+                    max_body=max_body,
+                    audited=method != "GET" if audited is None else audited,
+                    tag=tag or path.strip("/").split("/")[0],
+                    status=status,
+                    allow_password_change=allow_password_change,
+                    query=query,
+                )
+            )
+            return fn
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        for r in self.routes:
+            app.router.add_route(r.method, PREFIX + r.path, _wrap(r), name=r.handler.__name__)
+
+
+async def _read_bytes(request: web.Request, route: Route) -> bytes:
+    if request.content_length is not None and request.content_length > route.max_body:
+        raise DomainError(
+            "body-too-large", f"the request body is over {route.max_body} bytes", 413, request.content_length
+        )
+    # read() may return what has arrived so far: read to EOF, refusing as soon as the limit is passed.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(1 << 16):
+        size += len(chunk)
+        if size > route.max_body:
+            raise DomainError("body-too-large", f"the request body is over {route.max_body} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_body(data: bytes, route: Route) -> tuple[Any, bytes | None]:
+    if route.raw_body:
+        return None, data
+    if route.body is None:
+        return None, None
+    if not data:
+        raise bad_request("invalid-json", "a JSON body is required")
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad_request("invalid-json", f"the body is not valid JSON: {exc}") from None
+    _validate(body, route.body)
+    return body, None
+
+
+_validators: dict[int, jsonschema.protocols.Validator] = {}
+
+
+def _validate(body: Any, schema: dict[str, Any]) -> None:
+    validator = _validators.get(id(schema))
+    if validator is None:
+        validator = jsonschema.Draft202012Validator(schema)
+        _validators[id(schema)] = validator
+    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "body"
+        raise invalid("invalid-body", f"{where}: {error.message}", list(error.absolute_path) or None)
+
+
+def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        ctx = request.app[CTX]
+        actor: Actor | None = None
+        body: Any = None
+        try:
+            data = await _read_bytes(request, route)
+            async with ctx.store.transaction() as session:
+                session.info["clock"] = ctx.clock  # store helpers (outbox) time-stamp with the server's clock
+                # Who, then may-they, then what: a refused caller learns nothing about the body rules.
+                actor = await authenticate(session, request, ctx, public=route.action is None)
+                if route.action is not None:
+                    if actor.password_change_required and not route.allow_password_change:
+                        raise forbidden(
+                            "password-change-required",
+                            "this password was set by someone else: change it with POST /api/v1/auth/password",
+                        )
+                    permissions.check(actor.role, route.action)
+                body, raw = _parse_body(data, route)
+                req = Req(request=request, ctx=ctx, session=session, actor=actor, body=body, raw=raw)
+                try:
+                    result = await route.handler(req)
+                    await session.flush()
+                except IntegrityError as exc:
+                    raise DomainError("conflict", _integrity_detail(exc), 409) from None
+                if route.audited:
+                    await write_audit(
+                        session,
+                        ctx,
+                        req.actor,
+                        process=route.process,
+                        action=route.handler.__name__,
+                        status="SUCCESS",
+                        message=req.audit_message,
+                        client_host=request.remote,
+                        account_id=req.audit_account,
+                    )
+            for task in req.after_commit:
+                await task()
+        except DomainError as err:
+            if route.audited and err.status not in (401,) or route.process == "LOGIN":
+                who = body.get("login") if route.process == "LOGIN" and isinstance(body, dict) else None
+                await _audit_failure(ctx, request, route, actor, err, who)
+            return json_response(err.to_json(), err.status)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if isinstance(result, Reply):
+            return json_response(result.body, result.status)
+        return json_response(result, route.status)
+
+    handle.__name__ = route.handler.__name__
+    return handle
+
+
+async def _audit_failure(
+    ctx: ServerContext,
+    request: web.Request,
+    route: Route,
+    actor: Actor | None,
+    err: DomainError,
+    attempted_login: str | None = None,
+) -> None:
+    if attempted_login and (actor is None or not actor.login):
+        from dataclasses import replace
+
+        from server.api.actor import ANONYMOUS
+
+        actor = replace(actor or ANONYMOUS, login=str(attempted_login)[:254])
+    try:
+        async with ctx.store.transaction() as session:
+            account_id = None
+            if attempted_login:
+                # A refused login of a known administrator is filed under its account, so that
+                # account's administrators see attempts on their own logins (LOG-1).
+                account_id = await session.scalar(select(User.account_id).where(User.login == attempted_login))
+            await write_audit(
+                session,
+                ctx,
+                actor,
+                process=route.process,
+                action=route.handler.__name__,
+                status="FAIL",
+                message=f"{err.error}: {err.detail}",
+                client_host=request.remote,
+                account_id=account_id,
+            )
+    except Exception:  # the refusal itself must still reach the client
+        log.exception("could not write the audit entry for a refused call")
+
+
+def _integrity_detail(exc: IntegrityError) -> str:
+    text = str(exc.orig).lower()
+    for hint, sentence in (
+        ("login", "that login name is taken"),
+        ("serial", "a device with that serial number exists"),
+        ("bp_link_id", "that BP link ID is taken"),
+        ("pin", "another site of this account has that PIN"),
+        ("name", "that name is taken in this account"),
+        ("mac", "a device with that MAC exists"),
+    ):
+        if hint in text:
+            return sentence
+    return "the change conflicts with existing data"
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """No traceback ever reaches a client: unknown routes and crashes answer the error format."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith(PREFIX):
+            ids = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
+            return json_response({"error": ids.get(exc.status, "http-error"), "detail": exc.reason}, exc.status)
+        raise
+    except DomainError as err:
+        return json_response(err.to_json(), err.status)
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return json_response({"error": "internal-error", "detail": "the server failed; see its log"}, 500)

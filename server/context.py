@@ -1,0 +1,40 @@
+"""What every request handler can reach: the store, the clock, the data directory, identity."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from server.store.db import Store
+
+if TYPE_CHECKING:
+    from server.pki.store import Pki
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ServerContext:
+    store: Store
+    data_dir: Path
+    name: str = "enrollab"
+    device_url: str = ""  # https://host:port of the device listener (PROTOCOL §2), set once it listens
+    est_url: str = ""  # <device_url>/.well-known/est (ENR-8)
+    pki: Pki | None = None  # DATA/pki, loaded (or created) at start
+    # Injected in tests (lockout and expiry times, USR-2) — rules never read the wall clock.
+    clock: Callable[[], datetime] = system_clock
+    token_hours: int = 12
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a job in the background, keeping a reference so it is not collected mid-way."""
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task

@@ -1,0 +1,182 @@
+"""`POST /device/v1/enroll` (PROTOCOL §2; ENR-1..ENR-7, EC-3, EC-7, LCK-2, LCK-3, FW-2..FW-5).
+
+The handler checks the body, then runs look-up -> `decide_enrollment` -> write in one
+transaction (`server.store.enrollment`), and answers the decision's status and body.
+
+Decisions:
+- Body: a JSON object with `model`, `firmware`, `mac`, `serial` (strings) and `code` (a string or
+  null, optional); other fields are ignored, so a newer device can say more. A body that is no
+  such object is 400 `invalid-body`; a `mac` that is no MAC is 422 `invalid-mac` (PROTOCOL §1).
+  Both are audited (ENR-5) as FAIL with that reason, under no account.
+- Lengths are bounded (model and firmware 32, serial 64, code 32 characters) and model,
+  firmware and serial are printable ASCII: they end up in columns of those sizes and in the
+  audit log. A code that is not 8 or 12 digits is still a wrong code, counted
+  (LCK-2), not a bad body: the decision says so.
+- A lost race (EC-3, LCK-3) is decided again with fresh facts, at most `MAX_DECISIONS` times;
+  each loss means another request won, so real contention ends far sooner. Past the bound
+  (or on a PostgreSQL deadlock/serialization failure, retried the same way) the answer is 503
+  `busy` with `Retry-After: 1`; nothing was written.
+- 423 `locked` carries `Retry-After` with the same seconds as `retry_after`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import jsonschema
+from aiohttp import web
+from jsonschema.exceptions import best_match
+from sqlalchemy.exc import DBAPIError
+
+from fixtures.features import FeatureMatrix
+from server.api.platform import lockout_policy
+from server.device.request import (
+    Peer,
+    client_host,
+    device_ctx,
+    error_response,
+    firmware_images,
+    peer_of,
+)
+from server.domain.enrollment import CertificateFacts, Decision, RequestFacts, decide_enrollment
+from server.domain.errors import DomainError
+from server.domain.identity import normalize_mac
+from server.store import platform_cache
+from server.store.audit import write_audit
+from server.store.enrollment import Environment, LostRace, apply_decision, load_catalog, load_facts
+
+log = logging.getLogger(__name__)
+
+PATH = "/device/v1/enroll"
+FILES_PATH = "/device/v1/files/"
+MAX_DECISIONS = 50
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
+
+_PRINTABLE = "^[\\x20-\\x7e]+$"  # they reach the audit log and the device row as text
+BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "firmware", "mac", "serial"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "maxLength": 32, "pattern": _PRINTABLE},
+        "firmware": {"type": "string", "minLength": 1, "maxLength": 32, "pattern": _PRINTABLE},
+        "mac": {"type": "string", "minLength": 1, "maxLength": 32},
+        "serial": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[\\x21-\\x7e]+$"},
+        "code": {"type": ["string", "null"], "maxLength": 32},
+    },
+}
+_VALIDATOR = jsonschema.Draft202012Validator(BODY_SCHEMA)
+
+
+class BadBody(Exception):
+    def __init__(self, error: str, detail: str, status: int) -> None:
+        super().__init__(detail)
+        self.error, self.detail, self.status = error, detail, status
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The enrollment request body, checked against `BODY_SCHEMA`, its MAC canonical."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays
+        raise BadBody("invalid-body", "The body must be a JSON object (PROTOCOL §2).", 400) from None
+    error = best_match(_VALIDATOR.iter_errors(body))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "body"
+        raise BadBody("invalid-body", f"{where}: {error.message}", 400)
+    try:
+        body["mac"] = normalize_mac(body["mac"])
+    except DomainError as err:
+        raise BadBody(err.error, err.detail, 422) from None
+    return dict(body)
+
+
+async def enroll(request: web.Request) -> web.Response:
+    """PROTOCOL §2: one enrollment attempt, answered with the decision's status and body."""
+    peer = peer_of(request)
+    host = client_host(request)
+    try:
+        body = parse_body(await request.read())
+    except BadBody as bad:
+        await _audit_bad_body(request, peer, host, bad)
+        return error_response(bad.error, bad.detail, bad.status)
+    facts_request = RequestFacts(
+        model=body["model"],
+        firmware=body["firmware"],
+        mac=body["mac"],
+        serial=body["serial"],
+        code=body.get("code"),
+        client_host=host,
+    )
+    certificate = CertificateFacts(cn=peer.cn or "", thumbprint=peer.thumbprint, subject=peer.subject)
+    decision = await decide_and_apply(request, facts_request, certificate)
+    if decision is None:
+        return error_response(
+            "busy", "The enrollment could not be completed now; try again.", 503, **{"Retry-After": "1"}
+        )
+    headers = {}
+    if decision.result == "locked":
+        headers["Retry-After"] = str(decision.body.get("retry_after", 1))
+    return web.json_response(decision.body, status=decision.status, headers=headers or None)
+
+
+async def decide_and_apply(
+    request: web.Request, facts_request: RequestFacts, certificate: CertificateFacts
+) -> Decision | None:
+    """Look up and decide on a read snapshot, then write with conditional updates; again on a
+    lost race (EC-3, LCK-3). Only the short write holds SQLite's write lock."""
+    ctx = device_ctx(request)
+    images = firmware_images(request)
+    for _ in range(MAX_DECISIONS):
+        try:
+            async with ctx.store.reading() as session:
+                catalog = await platform_cache.cached("catalog", session, load_catalog)
+                env = Environment(
+                    capabilities=FeatureMatrix.load(),
+                    catalog=catalog,
+                    policy=await platform_cache.cached("lockout", session, lockout_policy),
+                    est_base_url=ctx.est_url or None,
+                    firmware_images=images.lookup(catalog),
+                    des_url=ctx.device_url + FILES_PATH if ctx.device_url else None,
+                )
+                facts = await load_facts(session, facts_request, certificate, env)
+            now = ctx.clock()
+            decision = decide_enrollment(facts, now)
+            async with ctx.store.transaction() as session:
+                session.info["clock"] = ctx.clock
+                await apply_decision(session, ctx, facts, decision, now)
+            return decision
+        except LostRace:
+            continue
+        except DBAPIError as exc:
+            if _sqlstate(exc) not in _RETRY_SQLSTATES:
+                raise
+            continue
+    log.warning("enrollment of %s gave up after %d lost races", facts_request.mac, MAX_DECISIONS)
+    return None
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig: Any = exc.orig
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
+async def _audit_bad_body(request: web.Request, peer: Peer, host: str | None, bad: BadBody) -> None:
+    """ENR-5: a refused body is an enrollment attempt too."""
+    ctx = device_ctx(request)
+    async with ctx.store.transaction() as session:
+        await write_audit(
+            session,
+            ctx,
+            None,
+            process="ENROLLMENT",
+            action="enroll",
+            status="FAIL",
+            message=f"{peer.cn or '(no CN)'} [{peer.subject}] {bad.error} ({bad.error}): {bad.detail}",
+            client_host=host,
+        )

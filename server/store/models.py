@@ -1,0 +1,319 @@
+"""Tables of the reference server (SQLAlchemy 2 declarative). Migrations live in `migrations/`.
+
+Columns that searches filter on (DEV-11, LOG-1) are indexed; counters that must never overshoot
+(EC-3, LCK-3) are plain integers updated with conditional UPDATEs by the repositories.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    type: Mapped[str] = mapped_column(String(20), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # Materialised path "/00000001/12345678/": subtree queries (ACC-7) are one prefix match.
+    path: Mapped[str] = mapped_column(String(400), index=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    bp_link_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sap_id: Mapped[str | None] = mapped_column(String(64))
+    contact: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    firmware_upgrade: Mapped[bool] = mapped_column(Boolean, default=False)  # FW-3 Decision: off
+    two_factor: Mapped[bool] = mapped_column(Boolean, default=False)  # ACC-10
+    two_factor_children: Mapped[bool] = mapped_column(Boolean, default=False)  # ACC-10 (SP → resellers)
+    switch_approved: Mapped[bool] = mapped_column(Boolean, default=False)  # ACC-9
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    login: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    password_temporary: Mapped[bool] = mapped_column(Boolean, default=True)  # USR-1
+    email: Mapped[str] = mapped_column(String(254))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)  # USR-4: a code works once
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Token(Base):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "tokens"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    acting_account_id: Mapped[str | None] = mapped_column(String(8))  # ACC-9 switch account
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ResetToken(Base):
+    """USR-2: a password reset token (digest only), 5 minutes, once."""
+
+    __tablename__ = "reset_tokens"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Profile(Base):
+    __tablename__ = "profiles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    entries: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("account_id", "name", name="uq_profiles_account_name"),)
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("profiles.id", ondelete="SET NULL"), index=True)
+    entry: Mapped[int] = mapped_column(Integer, default=0)
+    pin: Mapped[str | None] = mapped_column(String(4))
+    config_zip: Mapped[bytes | None] = mapped_column(LargeBinary)
+    config_members: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    __table_args__ = (
+        UniqueConstraint("account_id", "name", name="uq_sites_account_name"),
+        # EC-6: a PEC is account ID + PIN, so a PIN is unique within its account.
+        UniqueConstraint("account_id", "pin", name="uq_sites_account_pin"),
+    )
+
+
+class SiteFirmware(Base):
+    """SIT-3: firmware setting per site and model."""
+
+    __tablename__ = "site_firmware"
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(16), primary_key=True)
+    setting: Mapped[str] = mapped_column(String(32))
+
+
+class EnrollmentCode(Base):
+    """EC-1: one numeric enrollment code per site."""
+
+    __tablename__ = "enrollment_codes"
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)  # EC-8
+    length: Mapped[int] = mapped_column(Integer)
+    total_devices: Mapped[int] = mapped_column(Integer)
+    enrolled: Mapped[int] = mapped_column(Integer, default=0)
+    expiry_unit: Mapped[str | None] = mapped_column(String(8))
+    expiry_value: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    mac: Mapped[str] = mapped_column(String(12), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+    model: Mapped[str] = mapped_column(String(16), index=True)
+    product_id: Mapped[str | None] = mapped_column(String(64))
+    hardware: Mapped[str | None] = mapped_column(String(64))
+    thumbprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    manufactured_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reseller_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    shipment_carrier: Mapped[str | None] = mapped_column(String(64))
+    tracking_id: Mapped[str | None] = mapped_column(String(64))
+    aco_product_id: Mapped[str | None] = mapped_column(String(64))
+    approved: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    previous_owner_id: Mapped[str | None] = mapped_column(String(8))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id", ondelete="SET NULL"), index=True)
+    associated: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated: Mapped[bool] = mapped_column(Boolean, default=False)
+    synced: Mapped[bool] = mapped_column(Boolean, default=False)
+    firmware: Mapped[str | None] = mapped_column(String(32))
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_contact: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    imported_by: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Label(Base):
+    __tablename__ = "labels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(256), default="")
+    __table_args__ = (UniqueConstraint("account_id", "name", name="uq_labels_account_name"),)
+
+
+class DeviceLabel(Base):
+    __tablename__ = "device_labels"
+    mac: Mapped[str] = mapped_column(ForeignKey("devices.mac", ondelete="CASCADE"), primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))  # import | devices | profile-association
+    actions: Mapped[list[str]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="IN PROGRESS")
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # DEV-10: a background job's liveness, so a job whose server stopped can be failed (0004).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    runner_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class JobResult(Base):
+    __tablename__ = "job_results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    subject: Mapped[str] = mapped_column(String(64))  # MAC, site id, or "file:row"
+    file: Mapped[str | None] = mapped_column(String(256))
+    row: Mapped[int | None] = mapped_column(Integer)
+    field: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # SUCCESS | FAIL
+    reason: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditLog(Base):
+    """LOG-1 and ENR-5."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    account_id: Mapped[str | None] = mapped_column(String(8), index=True)
+    account_path: Mapped[str | None] = mapped_column(String(400), index=True)
+    login: Mapped[str | None] = mapped_column(String(254), index=True)
+    acting_as: Mapped[str | None] = mapped_column(String(8))
+    process: Mapped[str] = mapped_column(String(32), index=True)
+    client_host: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(8), index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class Notification(Base):
+    """NTF-1 outbox."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(48), index=True)
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(String(256))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class NotificationSetting(Base):
+    __tablename__ = "notification_settings"
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(48), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+
+
+class Setting(Base):
+    """Platform settings (LCK-1 lockout), JSON values by key. SIT-3's N per model is `device_families.data.last_n`."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+class DeviceFamily(Base):
+    """FW-1: the catalog as the platform edits it; seeded from fixtures/firmware-catalog.json."""
+
+    __tablename__ = "device_families"
+    model: Mapped[str] = mapped_column(String(16), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class LinkRequest(Base):
+    """ACC-8."""
+
+    __tablename__ = "link_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    reseller_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default="PENDING")  # PENDING|APPROVED|REJECTED
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+Index("ix_audit_account_at", AuditLog.account_path, AuditLog.at)

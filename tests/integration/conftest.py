@@ -1,0 +1,32 @@
+"""A running reference server per test, driven over HTTP on a real socket."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.runner import Running, ServeConfig, start
+from tests.conftest import ADMIN_PASSWORD, FakeClock
+from tests.integration.client import ApiClient
+
+
+@pytest.fixture
+async def server(tmp_path, db_url: str, clock: FakeClock) -> AsyncIterator[Running]:  # type: ignore[no-untyped-def]
+    cfg = ServeConfig(data_dir=tmp_path / "data", db_url=db_url, admin_port=0)
+    running = await start(cfg, admin_password=ADMIN_PASSWORD, clock=clock)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def api(server: Running) -> AsyncIterator[ApiClient]:
+    client = ApiClient(server.admin_url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def admin(api: ApiClient) -> ApiClient:
+    """The platform administrator, logged in."""
+    return await api.as_user("admin", ADMIN_PASSWORD)

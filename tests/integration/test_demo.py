@@ -1,0 +1,18 @@
+"""`enrollab demo` (the README's main job) completes every step against its embedded server."""
+
+from rich.console import Console
+
+from harness.demo import run_demo
+
+
+async def test_demo_walks_every_step(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    console = Console(record=True, width=120)
+    steps = await run_demo(console, data_dir=tmp_path / "data")
+    titles = [s.title for s in steps]
+    assert len(steps) >= 20
+    assert any("cannot create a reseller" in t for t in titles)
+    refused = next(s for s in steps if "cannot create a reseller" in s.title)
+    assert refused.status == 403 and refused.summary == "account-type-not-allowed"
+    search = next(s for s in steps if s.title.startswith("search"))
+    assert search.summary.startswith("1 found")
+    assert "s3cret" not in console.export_text()
