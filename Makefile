@@ -17,8 +17,10 @@ venv: $(BIN)/enrollab
 demo: venv
 	$(BIN)/enrollab demo
 
+# --parallel-live: each env's output as it comes, so a stuck env shows where it stuck;
+# timeout: CI must end well inside its hour even if something hangs outside pytest.
 test: venv
-	$(BIN)/tox -p auto
+	timeout --kill-after=60 3300 $(BIN)/tox -p auto --parallel-live
 
 clean:
 	rm -rf $(VENV) .tox build *.egg-info

@@ -76,3 +76,40 @@ async def db_url(db_backend: str | None, tmp_path) -> AsyncIterator[str]:  # typ
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A leaked aiosqlite connection keeps a non-daemon worker thread alive, and the interpreter
+    then waits for it forever after the last test: CI sees a hang, not a failure. Stop such
+    connections here and say which threads leaked, so the leak is visible and the run ends."""
+    import gc
+    import sys
+    import threading
+
+    import aiosqlite
+
+    # Executor workers (asyncio.to_thread) are joined by the interpreter itself; others are not.
+    leaked = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+        and t.is_alive()
+        and not t.daemon
+        and not t.name.startswith(("ThreadPoolExecutor", "asyncio_"))
+    ]
+    if not leaked:
+        return
+    stopped = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, aiosqlite.Connection) and obj._running:
+            try:
+                obj.stop()
+            except Exception as exc:  # a closed loop: stop() still queues the sentinel first
+                print(f"enrollab tests: stopping a leaked aiosqlite connection: {exc!r}", file=sys.stderr)
+            stopped += 1
+    names = ", ".join(sorted({t.name for t in leaked}))
+    print(
+        f"\nenrollab tests: {len(leaked)} non-daemon thread(s) still alive after the session ({names}); "
+        f"stopped {stopped} leaked aiosqlite connection(s)",
+        file=sys.stderr,
+    )
