@@ -4,7 +4,7 @@ Identities are deterministic (Faker seeded per fleet): the same mix, arrangement
 the same MACs, serials and arrangements on every machine, so shards agree and a failing phone
 can be booted again alone.
 
-- MAC: an Avaya OUI (`fixtures/phone-models.json`, per model) followed by three random octets,
+- MAC: one of the model's Avaya OUIs (`fixtures/phone-models.json`) followed by three random octets,
   unique within the fleet; canonical form per PROTOCOL §1.
 - Serial: the shape printed on real labels (`21WZ51234567`, `18WZ504009XT`): two digits of the
   manufacturing year, the plant letters, six digits and two check characters (digits or
@@ -21,12 +21,11 @@ from typing import Any
 
 from faker import Faker
 
+from simulators.capabilities import Capabilities
 from simulators.mix import MixGroup, Shard, spread
 
-__all__ = ["DEFAULT_OUIS", "Member", "roster"]
+__all__ = ["Member", "roster"]
 
-# Used when a model lists no OUI of its own (research §9, option 12: the Avaya OUIs).
-DEFAULT_OUIS = ("00040D", "001B4F", "00096E", "00601D", "00073B")
 _CHECK = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
 _PLANTS = ("WZ", "WN", "JC")
 
@@ -48,10 +47,11 @@ def roster(
     weights: dict[str, int],
     seed: int,
     shard: Shard | None = None,
-    ouis: dict[str, Sequence[str]] | None = None,
+    capabilities: Capabilities | None = None,
 ) -> Iterator[Member]:
     """Every phone of the fleet in fleet order; with `shard`, only that shard's phones (the
     identities of the others are still drawn, so all shards agree)."""
+    capabilities = capabilities or Capabilities.load()
     fake = Faker()
     fake.seed_instance(seed)
     macs: set[str] = set()
@@ -60,7 +60,7 @@ def roster(
     for group in groups:
         arrangements = spread(weights, group.count)
         fake.random.shuffle(arrangements)
-        prefixes = tuple((ouis or {}).get(group.model) or DEFAULT_OUIS)
+        prefixes = capabilities.model(group.model).ouis
         for arrangement in arrangements:
             mac = _unique(macs, _mac, fake, prefixes)
             serial = _unique(serials, _serial, fake)

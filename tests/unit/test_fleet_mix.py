@@ -11,7 +11,7 @@ import pytest
 from simulators.mix import MixError, MixGroup, Shard, parse_arrange, parse_mix, parse_shard, spread
 from simulators.roster import roster
 
-AVAYA_OUIS = {"00040D", "001B4F", "00096E", "00601D", "00073B"}
+AVAYA_OUIS = {"00040D", "001B4F", "00096E", "00601D", "00073B", "C81FEA", "A4251B"}
 
 
 def test_mix_parses_the_protocol_example_with_canonical_names() -> None:
