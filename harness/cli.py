@@ -351,5 +351,13 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
         pass
 
 
+def _register() -> None:
+    from harness.fleet_cli import fleet
+
+    main.add_command(fleet)
+
+
+_register()
+
 if __name__ == "__main__":
     main()

@@ -35,7 +35,11 @@ from simulators.mix import MixGroup, Shard
 from simulators.phone import Faults, Phone, PhoneEnvironment, User
 from simulators.roster import Member, roster
 
-__all__ = ["FleetResult", "FleetSpec", "FleetTarget", "PhoneResult", "run_fleet"]
+# Fault knobs a whole fleet can be given (simulators.phone.Faults), to prove that a fleet run
+# notices phones that break the rules.
+FAULTS = ("ignore-group", "ignore-http-refusal", "corrupt-firmware")
+
+__all__ = ["FAULTS", "FleetResult", "FleetSpec", "FleetTarget", "PhoneResult", "run_fleet"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class FleetSpec:
     shard: Shard | None = None
     concurrency: int = 64
     group: int = 0  # the phone group the profile sends (Device group ID)
+    faults: tuple[str, ...] = ()  # non-conforming behaviours every phone shows (FAULTS)
 
 
 @dataclass(frozen=True)
@@ -71,13 +76,14 @@ class PhoneResult:
     result: str
     reason: str | None
     firmware: str | None
+    group: int | None
     expected: Expected
     seconds: float
     events: list[dict[str, Any]]
 
     @property
     def as_expected(self) -> bool:
-        return self.expected.matches(self.result, self.reason)
+        return self.expected.matches(self.result, self.reason, self.group)
 
     def json(self) -> dict[str, Any]:
         m = self.member
@@ -91,8 +97,10 @@ class PhoneResult:
             "result": self.result,
             "reason": self.reason,
             "final_firmware": self.firmware,
+            "group": self.group,
             "expected": self.expected.result,
             "expected_reason": self.expected.reason,
+            "expected_group": self.expected.group,
             "why": self.expected.why,
             "as_expected": self.as_expected,
             "seconds": round(self.seconds, 4),
@@ -118,10 +126,23 @@ class FleetResult:
         counts: Counter[tuple[str, str, str, str]] = Counter()
         bad: Counter[tuple[str, str, str, str]] = Counter()
         for p in self.phones:
-            key = (p.member.model, p.member.firmware, _label(p.result, p.reason), _label(p.expected.result, p.expected.reason))
+            key = (
+                p.member.model,
+                p.member.firmware,
+                _label(p.result, p.reason),
+                _label(p.expected.result, p.expected.reason),
+            )
             counts[key] += 1
             bad[key] += 0 if p.as_expected else 1
         return [(key, n, bad[key]) for key, n in counts.items()]
+
+
+class SkipWaits(RealClock):
+    """Wall-clock time whose waits (reboots, retry back-off) take no time: a fleet measures the
+    server, not the phones' idle seconds. Events keep real timestamps."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
 
 
 def _label(result: str, reason: str | None) -> str:
@@ -158,7 +179,10 @@ async def run_fleet(
         report("arranging", 0, 1)
         arranged = await arrange(
             admin,
-            [PhoneRow(m.mac, m.serial, m.model, c.thumbprint, m.arrangement) for m, c in zip(members, certs, strict=True)],
+            [
+                PhoneRow(m.mac, m.serial, m.model, c.thumbprint, m.arrangement)
+                for m, c in zip(members, certs, strict=True)
+            ],
             provisioning_url=target.provisioning_url,
             label=label or f"s{spec.seed}-{spec.shard or 'all'}-{secrets.token_hex(2)}".replace("/", "of"),
             group=spec.group,
@@ -171,10 +195,11 @@ async def run_fleet(
         public_roots=list(target.public_roots),
         hosts=dict(target.hosts),
         network=None,
-        clock=RealClock(),
+        clock=SkipWaits(),
     )
+    faults = Faults(**{name.replace("-", "_"): True for name in spec.faults})
     boot_started = time.perf_counter()
-    results = await _boot_all(members, certs, arranged, env, spec, caps, report, jsonl)
+    results = await _boot_all(members, certs, arranged, env, spec, caps, report, jsonl, faults)
     now = time.perf_counter()
     return FleetResult(spec, arranged, results, now - started, now - boot_started, str(info["device_url"]))
 
@@ -208,6 +233,7 @@ async def _boot_all(
     caps: Capabilities,
     report: Progress,
     jsonl: IO[str] | None,
+    faults: Faults,
 ) -> list[PhoneResult]:
     results: list[PhoneResult | None] = [None] * len(members)
     done = 0
@@ -218,7 +244,9 @@ async def _boot_all(
         for i in queue:
             member = members[i]
             identity = PhoneIdentity(member.model, member.firmware, member.mac, member.serial)
-            phone = Phone(identity, certs[i].key_pem, certs[i].cert_pem, env, user=user_for(member, arranged), faults=Faults())
+            phone = Phone(
+                identity, certs[i].key_pem, certs[i].cert_pem, env, user=user_for(member, arranged), faults=faults
+            )
             t0 = time.perf_counter()
             outcome = await phone.boot()
             result = PhoneResult(
@@ -226,7 +254,8 @@ async def _boot_all(
                 str(outcome.result),
                 outcome.reason,
                 outcome.firmware,
-                predict(member, arranged, caps),
+                outcome.group,
+                predict(member, arranged, caps, spec.group),
                 time.perf_counter() - t0,
                 [e.to_json() for e in phone.events],
             )

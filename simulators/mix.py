@@ -5,6 +5,11 @@
 → `K175-HW3`); the firmware is any version (PROTOCOL §1), not only a catalogued release, since a
 lab must be able to boot a phone on a version the server has never heard of.
 
+`--mix appendix-a` (or `appendix-a=N`, N phones per version, default 4): every model at the
+firmware versions on both sides of each of its Appendix A minimums (the catalog's last release
+below a minimum and its first release at or above it), plus its latest — the fleet that shows
+the matrix, feature by feature.
+
 `--arrange zero-touch=60,nec=20,pec=10,wrong-code=10`: how the phones are arranged on the
 server, as relative weights (they need not add up to 100). Each phone gets one arrangement,
 spread evenly over every group of the mix (so every model meets every arrangement), in a
@@ -23,10 +28,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import fixtures
 from fixtures.features import FeatureMatrix, UnknownModel
 from fixtures.versions import VersionError, parse_version
 
-__all__ = ["ARRANGEMENTS", "MixError", "MixGroup", "Shard", "parse_arrange", "parse_mix", "parse_shard"]
+__all__ = [
+    "ARRANGEMENTS",
+    "MixError",
+    "MixGroup",
+    "Shard",
+    "boundary_mix",
+    "parse_arrange",
+    "parse_mix",
+    "parse_shard",
+]
 
 # How a phone meets the server: DEV-6 zero-touch, ENR-3 with the site's NEC, EC-6 with the
 # site's PEC, or LCK-2 a user who keeps typing wrong codes.
@@ -61,13 +76,20 @@ class Shard:
         return f"{self.index}/{self.total}"
 
 
+_PRESET = re.compile(r"\s*appendix-a\s*(?:=\s*(?P<count>[0-9]+)\s*)?")
 _GROUP = re.compile(r"\s*(?P<model>[^@=,]+?)\s*@\s*(?P<firmware>[^@=,]+?)\s*=\s*(?P<count>[0-9]+)\s*")
 
 
 def parse_mix(text: str, matrix: FeatureMatrix | None = None) -> list[MixGroup]:
     """`J179@4.1.3.0=50,K175@3.0=20` → groups with canonical model names; a model@firmware given
-    twice adds up."""
+    twice adds up. `appendix-a[=N]`: `boundary_mix(N)`."""
     matrix = matrix or FeatureMatrix.load()
+    preset = _PRESET.fullmatch(text) if isinstance(text, str) else None
+    if preset is not None:
+        per_version = int(preset["count"] or 4)
+        if not 1 <= per_version <= 1000:
+            raise MixError("invalid-count", f"{text!r}: phones per version must be 1 to 1000.", text)
+        return boundary_mix(per_version, matrix)
     if not isinstance(text, str) or not text.strip():
         raise MixError("empty-mix", "The mix names no phones; write MODEL@FIRMWARE=COUNT[,…], e.g. J179@4.1.3.0=50.")
     groups: dict[tuple[str, str], int] = {}
@@ -91,6 +113,22 @@ def parse_mix(text: str, matrix: FeatureMatrix | None = None) -> list[MixGroup]:
     if total > MAX_PHONES:
         raise MixError("mix-too-large", f"The mix has {total} phones; one fleet holds at most {MAX_PHONES}.", total)
     return [MixGroup(model, firmware, count) for (model, firmware), count in groups.items()]
+
+
+def boundary_mix(per_version: int, matrix: FeatureMatrix | None = None) -> list[MixGroup]:
+    """Every model at the catalog releases on both sides of each Appendix A minimum, and latest."""
+    matrix = matrix or FeatureMatrix.load()
+    catalog = fixtures.load_json("firmware-catalog.json")["models"]
+    groups = []
+    for model in matrix.models():
+        releases = sorted((parse_version(r) for r in catalog[model]["releases"]), key=lambda v: v)
+        chosen = {parse_version(catalog[model]["latest"])}
+        for minimum in {m for m in matrix.model(model).minimums.values() if m is not None}:
+            below = [r for r in releases if r < minimum]
+            at = [r for r in releases if r >= minimum]
+            chosen.update(below[-1:] + at[:1])
+        groups.extend(MixGroup(model, str(v), per_version) for v in sorted(chosen))
+    return groups
 
 
 def parse_arrange(text: str) -> dict[str, int]:
