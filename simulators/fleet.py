@@ -199,7 +199,8 @@ async def run_fleet(
     )
     faults = Faults(**{name.replace("-", "_"): True for name in spec.faults})
     boot_started = time.perf_counter()
-    results = await _boot_all(members, certs, arranged, env, spec, caps, report, jsonl, faults)
+    async with env:  # one HTTP session for the whole fleet
+        results = await _boot_all(members, certs, arranged, env, spec, caps, report, jsonl, faults)
     now = time.perf_counter()
     return FleetResult(spec, arranged, results, now - started, now - boot_started, str(info["device_url"]))
 

@@ -1,0 +1,241 @@
+"""Boot storm (issue 4): N simulated phones against the reference server on this machine, and the
+memory of M idle phones — with baselines measured in the same run.
+
+Part 1, the storm: `enrollab serve` runs as its own process (SQLite, temporary directory); this
+process arranges N zero-touch phones through the admin API, then boots them all (`--concurrency`
+at once): each phone enrolls over mutual TLS with its own factory certificate, then fetches its
+upgrade script, settings and MAC file over HTTPS from the harness's file server (in this
+process). Printed: wall time of the boot phase, phones/s, p50/p99 per phone, peak RSS of the
+fleet process and CPU seconds of both processes. Baseline, same run, same server: the bare
+mutual-TLS rate — as many new connections with factory certificates, each sending one trivial
+request (answered 404 by the device listener's router, no application code) — and the ratio.
+
+Part 2, idle phones: a fresh interpreter builds M `Phone` objects (identity, credentials as
+separate PEM byte strings, user, shared environment), never booted; printed: bytes per phone by
+RSS and by tracemalloc, against a baseline of M bare `PhoneIdentity` objects.
+
+    .venv/bin/python bench/boot_storm.py [--phones 10000] [--idle 100000] [--concurrency 128]
+
+Aims (issue 4): 10,000 phones in 60 s or less; 20 KB or less per idle phone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.fileserver import FileServer  # noqa: E402
+from harness.fleet_run import FILES_HOST, _pki_files, _target, provisioning_files  # noqa: E402
+from simulators.factory import ManufacturerCA  # noqa: E402
+from simulators.fleet import FleetSpec, run_fleet  # noqa: E402
+from simulators.mix import parse_mix  # noqa: E402
+
+PASSWORD = "Bench-Storm-Pw-1"  # noqa: S105 - a throwaway server
+MODELS = ("J179@4.1.11.0.9", "J139@4.1.11.0.9", "K175@3.1", "K155-HW3@3.2", "B199@1.0.4.0", "CU360@11.4.0.20")
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`enrollab serve` in its own process; its log goes to a file (a pipe would need draining,
+    which costs this process CPU the fleet needs)."""
+    env = {**os.environ, "ENROLLAB_ADMIN_PASSWORD": PASSWORD}
+    enrollab = Path(sys.executable).with_name("enrollab")
+    log = data.parent / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [str(enrollab), "serve", "--data", str(data), "--admin-port", "0"],
+            stderr=sink,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if m := re.search(r"(http://\S+)/api/v1", log.read_text(errors="replace")):
+            return proc, m.group(1)
+        if proc.poll() is not None:
+            raise SystemExit(f"enrollab serve exited with {proc.returncode}: {log.read_text(errors='replace')}")
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("enrollab serve did not announce its URL")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def storm(args: argparse.Namespace, data: Path, admin_url: str, server_pid: int) -> dict[str, Any]:
+    per_model = max(1, args.phones // len(MODELS))
+    mix = ",".join(f"{m}={per_model}" for m in MODELS)
+    spec = FleetSpec(
+        parse_mix(mix),
+        {"zero-touch": 1, "nec": 0, "pec": 0, "wrong-code": 0},
+        seed=args.seed,
+        concurrency=args.concurrency,
+        group=1,
+    )
+    phases: dict[str, float] = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if done == 0:
+            phases[phase] = time.perf_counter()
+        elif done == total:
+            phases[phase + "-end"] = time.perf_counter()
+            print(
+                f"  {phase}: {total} in {phases[phase + '-end'] - phases.get(phase, phases[phase + '-end']):.1f} s",
+                flush=True,
+            )
+
+    async with FileServer(provisioning_files(), cert_mode="public", hostnames=(FILES_HOST,)) as files:
+        target = _target(admin_url, "admin", PASSWORD, _pki_files(data), files)
+        server_cpu0, client_cpu0 = cpu_seconds(server_pid), time.process_time()
+        result = await run_fleet(spec, target, progress=progress)
+        server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu0, time.process_time() - client_cpu0
+        baseline = await bare_tls(target, result.device_url, min(args.phones, args.baseline), args.concurrency)
+    seconds = sorted(p.seconds for p in result.phones)
+    return {
+        "phones": len(result.phones),
+        "unexpected": len(result.unexpected),
+        "boot_seconds": result.boot_seconds,
+        "wall_seconds": result.wall_seconds,
+        "phones_per_second": len(result.phones) / result.boot_seconds,
+        "p50_ms": 1000 * statistics.median(seconds),
+        "p99_ms": 1000 * seconds[int(0.99 * (len(seconds) - 1))],
+        "fleet_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "fleet_cpu_s": client_cpu,
+        "server_cpu_s": server_cpu,
+        "baseline_tls_per_second": baseline,
+    }
+
+
+async def bare_tls(target: Any, device_url: str, n: int, concurrency: int) -> float:
+    """New mutual-TLS connections to the device listener, one trivial request each (404)."""
+    ca = ManufacturerCA(target.manufacturer_key_pem, target.manufacturer_cert_pem)
+    contexts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        creds = ca.issue("A4251BFFFFFF", "99WZ99999999", "J179")
+        key, cert = Path(tmp) / "k.pem", Path(tmp) / "c.pem"
+        key.write_bytes(creds.key_pem)
+        cert.write_bytes(creds.cert_pem)
+        for _ in range(min(n, 64)):
+            ctx = ssl.create_default_context(cadata=target.public_roots[0].decode())
+            ctx.load_cert_chain(cert, key)
+            contexts.append(ctx)
+    queue = iter(range(n))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for i in queue:
+            async with session.get(device_url + "/device/v1/bench-baseline", ssl=contexts[i % len(contexts)]) as r:
+                await r.read()
+
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return n / (time.perf_counter() - t0)
+
+
+IDLE = r"""
+import gc, json, os, sys, tracemalloc
+sys.path.insert(0, {root!r})
+from simulators.identity import PhoneIdentity
+from simulators.phone import Phone, PhoneEnvironment, User, Faults
+from simulators.factory import ManufacturerCA
+n = {n}
+ca = ManufacturerCA.generate()
+creds = ca.issue("A4251B000001", "21WZ51234567", "J179")
+env = PhoneEnvironment(enrollment_url="https://127.0.0.1:8443", public_roots=[ca.cert_pem])
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+def build(kind):
+    gc.collect(); tracemalloc.start(); before, traced = rss(), tracemalloc.get_traced_memory()[0]
+    phones = []
+    for i in range(n):
+        ident = PhoneIdentity("J179", "4.1.11.0.9", f"A4251B{{i:06X}}", f"21WZ{{i:08d}}")
+        if kind == "identity":
+            phones.append(ident)
+        else:
+            key, cert = bytes(bytearray(creds.key_pem)), bytes(bytearray(creds.cert_pem))
+            phones.append(Phone(ident, key, cert, env, user=User(prompt="yes", codes=[f"{{i:08d}}"]), faults=Faults()))
+    gc.collect(); after, traced_after = rss(), tracemalloc.get_traced_memory()[0]; tracemalloc.stop()
+    return phones, (after - before) / n, (traced_after - traced) / n
+_, base_rss, base_traced = build("identity")
+del _
+_, rss_each, traced_each = build("phone")
+print(json.dumps({{"identity_rss": base_rss, "identity_traced": base_traced, "phone_rss": rss_each,
+                  "phone_traced": traced_each}}))
+"""
+
+
+def idle(n: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", IDLE.format(root=str(ROOT), n=n)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--phones", type=int, default=10_000)
+    parser.add_argument("--idle", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--baseline", type=int, default=3_000, help="connections for the bare-TLS baseline")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="enrollab-storm-") as tmp:
+        proc, admin_url = start_server(Path(tmp) / "data")
+        try:
+            print(f"storm: {args.phones} phones, concurrency {args.concurrency}, server pid {proc.pid}", flush=True)
+            s = asyncio.run(storm(args, Path(tmp) / "data", admin_url, proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(
+        f"storm: {s['phones']} phones booted in {s['boot_seconds']:.1f} s = {s['phones_per_second']:.0f} phones/s "
+        f"(aim: {args.phones} in 60 s), p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms, "
+        f"unexpected {s['unexpected']}"
+    )
+    print(f"       whole run {s['wall_seconds']:.1f} s (certificates + import + arrangement + boot)")
+    print(
+        f"       fleet peak RSS {s['fleet_peak_rss_mb']:.0f} MB; CPU s: fleet {s['fleet_cpu_s']:.0f}, "
+        f"server {s['server_cpu_s']:.0f}"
+    )
+    print(
+        f"baseline: bare mutual TLS + trivial request {s['baseline_tls_per_second']:.0f} connections/s; "
+        f"ratio storm/baseline {s['phones_per_second'] / s['baseline_tls_per_second']:.2f}"
+    )
+    if args.idle:
+        m = idle(args.idle)
+        print(
+            f"idle: {args.idle} phones: {m['phone_rss'] / 1024:.1f} KB per phone by RSS, "
+            f"{m['phone_traced'] / 1024:.1f} KB by tracemalloc (aim: 20 KB); baseline bare PhoneIdentity "
+            f"{m['identity_rss'] / 1024:.2f} KB by RSS, {m['identity_traced'] / 1024:.2f} KB traced; "
+            f"ratio {m['phone_traced'] / max(m['identity_traced'], 1):.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
