@@ -197,7 +197,11 @@ async def run_fleet(
         network=None,
         clock=SkipWaits(),
     )
-    faults = Faults(**{name.replace("-", "_"): True for name in spec.faults})
+    faults = Faults(
+        ignore_group="ignore-group" in spec.faults,
+        ignore_http_refusal="ignore-http-refusal" in spec.faults,
+        corrupt_firmware="corrupt-firmware" in spec.faults,
+    )
     boot_started = time.perf_counter()
     async with env:  # one HTTP session for the whole fleet
         results = await _boot_all(members, certs, arranged, env, spec, caps, report, jsonl, faults)

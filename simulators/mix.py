@@ -119,7 +119,7 @@ def boundary_mix(per_version: int, matrix: FeatureMatrix | None = None) -> list[
     """Every model at the catalog releases on both sides of each Appendix A minimum, and latest."""
     matrix = matrix or FeatureMatrix.load()
     catalog = fixtures.load_json("firmware-catalog.json")["models"]
-    groups = []
+    groups: list[MixGroup] = []
     for model in matrix.models():
         releases = sorted((parse_version(r) for r in catalog[model]["releases"]), key=lambda v: v)
         chosen = {parse_version(catalog[model]["latest"])}
