@@ -1,0 +1,295 @@
+"""A provisioning file server for tests and the lab: serves files over HTTPS and HTTP on
+127.0.0.1 (aiohttp) and records every request, so a test can say what a phone fetched.
+
+    async with FileServer({"J179/J100Supgrade.txt": b"GET 46xxsettings.txt\\n", ...},
+                          cert_mode="private") as files:
+        files.https_url  -> "https://files.enrollab.test:PORT/"   (resolve the name to 127.0.0.1)
+        files.ca_pem     -> the CA that signed its certificate (a profile's root CA, or a
+                            phone's "public" root)
+        files.requests   -> [RequestRecord(method, path, client, time, scheme, status, user)]
+
+Certificate modes (`cert_mode`), generated with `cryptography` at start:
+- `private`: a lab CA ("enrollab Lab Private CA") signs a certificate for the host names and
+  127.0.0.1 (the J100 guide wants both a DNS and an IP SAN for HTTPS provisioning, research §7).
+- `public`: the same from a CA named like a public root ("Simulated Public Root CA G1",
+  O=Simulated Public Trust Services): hand `ca_pem` to phones as a built-in public root.
+- `wildcard`: the private CA signs `*.<domain of the first host name>` (and 127.0.0.1), no
+  exact name: what PRF-6 warns about.
+- `expired`: the private CA's certificate for the names, expired yesterday.
+
+Knobs: `delay` seconds before each answer (a slow file server); `statuses` forces an answer
+status per path (e.g. 500); `credentials` (user, password) demands HTTP basic authentication
+(PRF-2 URLs may carry `user:password@`). Files come from a dict (mutable while serving, via
+`files`) or a directory. Paths are case-sensitive; `..` never leaves the directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import mimetypes
+import ssl
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = ["CERT_MODES", "CertMode", "FileServer", "RequestRecord", "ServerCertificates", "make_certificates"]
+
+CertMode = Literal["private", "public", "wildcard", "expired"]
+CERT_MODES: tuple[CertMode, ...] = ("private", "public", "wildcard", "expired")
+DEFAULT_HOSTNAMES = ("files.enrollab.test",)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request as the server saw it. `path` is without the leading `/`, percent-decoded."""
+
+    method: str
+    path: str
+    client: str | None
+    time: float
+    scheme: str
+    status: int
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCertificates:
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    return key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+
+
+def _ca(common_name: str, organization: str, now: datetime) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=30))
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def make_certificates(mode: CertMode, hostnames: tuple[str, ...] = DEFAULT_HOSTNAMES) -> ServerCertificates:
+    """A CA and a server certificate for `mode` (module docstring)."""
+    if mode not in CERT_MODES:
+        raise ValueError(f"cert_mode is one of {', '.join(CERT_MODES)}, not {mode!r}")
+    now = datetime.now(UTC)
+    if mode == "public":
+        ca_key, ca_cert = _ca("Simulated Public Root CA G1", "Simulated Public Trust Services", now)
+    else:
+        ca_key, ca_cert = _ca("enrollab Lab Private CA", "enrollab lab", now)
+    names = list(hostnames)
+    if mode == "wildcard":
+        domain = names[0].split(".", 1)[1] if "." in names[0] else names[0]
+        names = [f"*.{domain}"]
+    start, end = now - timedelta(minutes=5), now + timedelta(days=397)
+    if mode == "expired":
+        start, end = now - timedelta(days=30), now - timedelta(days=1)
+    key = ec.generate_private_key(ec.SECP256R1())
+    san: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
+    san.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return ServerCertificates(
+        ca_cert.public_bytes(serialization.Encoding.PEM),
+        cert.public_bytes(serialization.Encoding.PEM),
+        _key_pem(key),
+    )
+
+
+class FileServer:
+    """The file server (module docstring)."""
+
+    def __init__(
+        self,
+        files: Mapping[str, bytes] | Path | str | None = None,
+        *,
+        cert_mode: CertMode = "private",
+        hostnames: tuple[str, ...] = DEFAULT_HOSTNAMES,
+        host: str = "127.0.0.1",
+        delay: float = 0.0,
+        statuses: Mapping[str, int] | None = None,
+        credentials: tuple[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root: Path | None = None
+        self.files: dict[str, bytes] = {}
+        if isinstance(files, Path | str):
+            self.root = Path(files).resolve()
+        elif files is not None:
+            self.files = {name.lstrip("/"): data for name, data in files.items()}
+        self.cert_mode = cert_mode
+        self.hostnames = hostnames
+        self.host = host
+        self.delay = delay
+        self.statuses = dict(statuses or {})
+        self.credentials = credentials
+        self.clock = clock
+        self.certificates = make_certificates(cert_mode, hostnames)
+        self.requests: list[RequestRecord] = []
+        self.http_port = 0
+        self.https_port = 0
+        self._runner: web.AppRunner | None = None
+
+    # -- addresses -------------------------------------------------------------------------------
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.certificates.ca_pem
+
+    def url(self, scheme: str = "https", host: str | None = None, path: str = "") -> str:
+        port = self.https_port if scheme == "https" else self.http_port
+        return f"{scheme}://{host or self.hostnames[0]}:{port}/{path.lstrip('/')}"
+
+    @property
+    def https_url(self) -> str:
+        return self.url("https")
+
+    @property
+    def http_url(self) -> str:
+        return self.url("http")
+
+    def paths(self, scheme: str | None = None, *, status: int | None = None) -> list[str]:
+        """The paths requested, in order (optionally only over one scheme, or with one status)."""
+        return [
+            r.path
+            for r in self.requests
+            if (scheme is None or r.scheme == scheme) and (status is None or r.status == status)
+        ]
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    async def start(self) -> FileServer:
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            http = web.TCPSite(runner, self.host, 0)
+            await http.start()
+            https = web.TCPSite(runner, self.host, 0, ssl_context=self._ssl_context())
+            await https.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self.http_port = _port(http)
+        self.https_port = _port(https)
+        self._runner = runner
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FileServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        with tempfile.TemporaryDirectory(prefix="enrollab-files-") as tmp:
+            chain = Path(tmp) / "server.pem"
+            chain.write_bytes(self.certificates.cert_pem + self.certificates.key_pem)
+            context.load_cert_chain(chain)
+        return context
+
+    def _lookup(self, path: str) -> bytes | None:
+        if self.root is None:
+            return self.files.get(path)
+        candidate = (self.root / path).resolve()
+        if candidate != self.root and self.root not in candidate.parents:
+            return None
+        return candidate.read_bytes() if candidate.is_file() else None
+
+    def _user(self, request: web.Request) -> tuple[str | None, bool]:
+        """(the basic-auth user, whether the request may pass)."""
+        header = request.headers.get("Authorization", "")
+        user = None
+        password = None
+        if header.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                user = None
+        if self.credentials is None:
+            return user, True
+        return user, (user, password) == self.credentials
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = unquote(request.match_info["tail"])
+        user, allowed = self._user(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        status = self.statuses.get(path)
+        data: bytes | None = None
+        if not allowed:
+            status = 401
+        elif status is None:
+            data = self._lookup(path)
+            status = 200 if data is not None else 404
+        self.requests.append(RequestRecord(request.method, path, request.remote, self.clock(), request.scheme,
+                                           status, user))
+        if status != 200 or data is None:
+            headers = {"WWW-Authenticate": 'Basic realm="provisioning"'} if status == 401 else None
+            return web.Response(status=status, text=f"{status}\n", headers=headers)
+        content_type, _ = mimetypes.guess_type(path, strict=False)
+        return web.Response(body=data, content_type=content_type or "application/octet-stream")
+
+
+def _port(site: web.TCPSite) -> int:
+    server = site._server
+    assert server is not None
+    sockets: list[Any] = list(getattr(server, "sockets", None) or [])
+    return int(sockets[0].getsockname()[1])
