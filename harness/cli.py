@@ -147,7 +147,30 @@ def demo() -> None:
     except DomainError as err:
         console.print(f"[red]error[/] {err.error}: {err.detail}")
         sys.exit(2)
-    Out().print(f"\n[bold green]demo complete[/]: {len(steps)} steps against the reference server.")
+    out = Out()
+    out.print(f"\n[bold green]admin scenario complete[/]: {len(steps)} steps against the reference server.\n")
+    unexpected = _demo_fleet(out)
+    if unexpected:
+        sys.exit(1)
+    out.print("\n[bold green]demo complete[/]")
+
+
+def _demo_fleet(out: Console) -> int:
+    """Issue 4's fleet: every model at the versions on both sides of each Appendix A minimum."""
+    from harness.fleet_run import ServerChoice, print_summary, run_with_progress
+    from simulators.fleet import FleetSpec
+    from simulators.mix import boundary_mix
+
+    groups = boundary_mix(4)
+    out.print(
+        f"[bold]fleet[/]: {sum(g.count for g in groups)} simulated phones, every model at {len(groups)} "
+        "model/firmware pairs on both sides of each Appendix A minimum, one of each arrangement "
+        "(zero-touch, NEC, PEC, wrong codes), on a fresh embedded server"
+    )
+    spec = FleetSpec(groups, {"zero-touch": 1, "nec": 1, "pec": 1, "wrong-code": 1}, seed=1, concurrency=64, group=1)
+    result = asyncio.run(run_with_progress(spec, ServerChoice(None, None, "admin", None), out, None))
+    print_summary(result, out, compact=True)
+    return len(result.unexpected)
 
 
 # --- pki ------------------------------------------------------------------------------------

@@ -164,8 +164,34 @@ def summary_table(result: FleetResult) -> Table:
     return table
 
 
-def print_summary(result: FleetResult, console: Console) -> None:
-    console.print(summary_table(result))
+def compact_table(result: FleetResult) -> Table:
+    """Outcomes per model (all firmware versions together), for a short screen."""
+    table = Table(title="Fleet outcomes by model (every firmware together)", title_justify="left")
+    table.add_column("Model")
+    table.add_column("Versions", justify="right")
+    table.add_column("Outcomes (count)")
+    table.add_column("Unexpected", justify="right")
+    models: dict[str, dict[str, int]] = {}
+    versions: dict[str, set[str]] = {}
+    bad: dict[str, int] = {}
+    for p in result.phones:
+        m = p.member.model
+        label = _label_of(p.result, p.reason)
+        models.setdefault(m, {})[label] = models.setdefault(m, {}).get(label, 0) + 1
+        versions.setdefault(m, set()).add(p.member.firmware)
+        bad[m] = bad.get(m, 0) + (0 if p.as_expected else 1)
+    for m, outcomes in models.items():
+        text = ", ".join(f"{escape(k)} {v}" for k, v in sorted(outcomes.items(), key=lambda kv: -kv[1]))
+        table.add_row(m, str(len(versions[m])), text, "[green]0[/]" if not bad[m] else f"[red]{bad[m]}[/]")
+    return table
+
+
+def _label_of(result: str, reason: str | None) -> str:
+    return f"{result} ({reason})" if reason else result
+
+
+def print_summary(result: FleetResult, console: Console, *, compact: bool = False) -> None:
+    console.print(compact_table(result) if compact else summary_table(result))
     total = len(result.phones)
     unexpected = result.unexpected
     rate = total / result.boot_seconds if result.boot_seconds > 0 else 0.0
