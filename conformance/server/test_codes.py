@@ -18,20 +18,27 @@ LATEST = "4.1.11.0.9"  # J179's latest: no FW-2 upgrade before the code is looke
 async def test_nec_lengths_expiry_limits_and_a_profile_first(enrollment_server) -> None:  # type: ignore[no-untyped-def]
     async with enrollment_server.admin() as admin:
         org = await new_org(admin)
-        for length in (8, 12):
-            code = await org.sp.call(
-                "POST",
-                f"/sites/{org.site_id}/nec",
-                {"length": length, "total_devices": 5, "expiry": {"unit": "days", "value": 90}},
-            )
-            assert re.fullmatch(rf"[0-9]{{{length}}}", code["code"]) and code["expires_at"]
+        code = await org.sp.call(
+            "POST",
+            f"/sites/{org.site_id}/nec",
+            {"length": 8, "total_devices": 5, "expiry": {"unit": "days", "value": 90}},
+        )
+        assert re.fullmatch(r"[0-9]{8}", code["code"]) and code["expires_at"]
+        longer = await org.sp.call("POST", f"/sites/{org.site_id}/nec/regenerate", {"length": 12})
+        assert re.fullmatch(r"[0-9]{12}", longer["code"])
+        # One code per site: a second POST is a conflict, not a second code.
+        await expect_error(
+            org.sp.call("POST", f"/sites/{org.site_id}/nec", {"length": 8, "total_devices": 5, "expiry": None}), 409
+        )
+        other = await new_org(admin)
         for expiry in ({"unit": "months", "value": 4}, {"unit": "hours", "value": 73}, {"unit": "weeks", "value": 13}):
             await expect_error(
-                org.sp.call("POST", f"/sites/{org.site_id}/nec", {"length": 8, "total_devices": 5, "expiry": expiry}),
+                other.sp.call("POST", f"/sites/{other.site_id}/nec", {"length": 8, "total_devices": 5, "expiry": expiry}),
                 422,
             )
         await expect_error(
-            org.sp.call("POST", f"/sites/{org.site_id}/nec", {"length": 10, "total_devices": 5, "expiry": None}), 422
+            other.sp.call("POST", f"/sites/{other.site_id}/nec", {"length": 10, "total_devices": 5, "expiry": None}),
+            422,
         )
         # EC-2: a site without a profile gets no code — or cannot exist without one at all.
         try:
