@@ -1,0 +1,131 @@
+"""What the device suite adds to the enrollab plugin (`harness.pytest_plugin`): the scripted
+enrollment server as a fixture, and two markers for applicability.
+
+Fixtures
+    des     (function, async) a `harness.scripted_des.ScriptedDES` the device under test enrolls
+            with for this test: mutual TLS against the manufacturer CA that issued the device's
+            factory certificate, its CA among the device's roots, `des.enrollab.test` resolving
+            to it. Every request it saw goes into the test's evidence (`evidence.http`, who
+            `device-api`). Simulated devices only for now: a physical phone would need the lab's
+            DNS to name the harness (an *error*, not a fail, until the physical-lab issue).
+
+Markers
+    @pytest.mark.lacks_feature("HTTP provisioning URL")
+        A negative check: applicable only where the device LACKS the feature (Appendix A),
+        *not applicable* elsewhere with the reason. The test names no feature in the report.
+    @pytest.mark.needs("provisioning-urls", "https-provisioning-url")
+        What the test needs to observe its behaviour (`observability.PREREQUISITES`): *not
+        applicable* ("not observable on this device: …") where the device lacks one. Checked
+        after the plugin's `feature` marker, so "not supported" wins as the reason.
+    @pytest.mark.statement
+        The conformance-statement check of the test's `feature`: applicable only where the
+        device supports it and no behavioural test can observe it (`observability.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from conformance.device.observability import observable
+from harness.errors import HarnessError
+from harness.outcomes import not_applicable
+from harness.scripted_des import ScriptedDES
+from simulators.capabilities import Capabilities
+
+DES_HOST = "des.enrollab.test"
+MARKERS = (
+    "lacks_feature(*features): a negative check, applicable only where the device under test lacks the "
+    "Appendix A features",
+    "needs(*features): Appendix A features the test needs to observe its behaviour; not applicable without",
+    "statement: the conformance-statement check of a feature (marker `feature`), applicable only where the "
+    "device supports the feature and the behavioural tests cannot observe it",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    callspec = getattr(item, "callspec", None)
+    spec = callspec.params.get("dut") if callspec is not None else None
+    model, firmware = getattr(spec, "model", None), getattr(spec, "firmware", None)
+    if not isinstance(model, str) or not isinstance(firmware, str):
+        return
+    caps = Capabilities.load()
+    for mark in item.iter_markers("lacks_feature"):
+        for feature in mark.args:
+            if caps.supports(model, firmware, feature):
+                why = caps.explain(model, firmware, feature)
+                not_applicable(f"a negative check for devices without {caps.matrix.label(feature)}: {why}")
+    for mark in item.iter_markers("needs"):
+        for feature in mark.args:
+            if not caps.supports(model, firmware, feature):
+                not_applicable(f"not observable on this device: {caps.explain(model, firmware, feature)}")
+    if item.get_closest_marker("statement") is not None:
+        features = [caps.matrix.feature_id(f) for mark in item.iter_markers("feature") for f in mark.args]
+        supports = functools.partial(caps.supports, model, firmware)
+        if all(observable(supports, f) for f in features):
+            labels = ", ".join(caps.matrix.label(f) for f in features)
+            not_applicable(f"the behavioural tests observe {labels} on this device")
+
+
+@contextlib.contextmanager
+def enrolling_with(dut: Any, des: ScriptedDES) -> Iterator[None]:
+    """Point a simulated device at `des` for the block (its own link; the shared roots get the
+    DES's CA while it runs)."""
+    from harness.dut import SimulatedDevice
+
+    if not isinstance(dut, SimulatedDevice):
+        raise HarnessError(
+            "scripted-des-unreachable",
+            f"{dut.id}: only simulated devices can be pointed at the harness's scripted enrollment server yet "
+            "(a physical phone needs the lab's DNS to name it: the physical-lab issue)",
+            dut.id,
+        )
+    link = dut.link
+    roots = link.public_roots
+    added = des.ca_pem not in roots
+    if added:
+        roots.append(des.ca_pem)
+    dut.link = replace(link, device_url=des.url, hosts={**link.hosts, DES_HOST: des.host})
+    try:
+        yield
+    finally:
+        dut.link = link
+        if added and des.ca_pem in roots:
+            roots.remove(des.ca_pem)
+
+
+def _add_http_evidence(request: pytest.FixtureRequest, exchanges: list[dict[str, Any]]) -> None:
+    from harness import pytest_plugin
+
+    state = request.node.stash.get(pytest_plugin.STATE_KEY, None)
+    if state is not None:
+        state.http.extend(exchanges)
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def des(request: pytest.FixtureRequest, dut: Any, enrollment_server: Any) -> AsyncIterator[ScriptedDES]:
+    """The scripted enrollment server of this test (module docstring)."""
+    manufacturer = enrollment_server.manufacturer_cert_pem
+    if manufacturer is None:
+        raise HarnessError("no-manufacturer-ca", "the scripted DES needs the manufacturer CA of the devices")
+    try:
+        server = await ScriptedDES(manufacturer, hostnames=(DES_HOST,)).start()
+    except OSError as exc:
+        raise HarnessError("scripted-des-down", f"the scripted enrollment server did not start: {exc}") from None
+    try:
+        with enrolling_with(dut, server):
+            yield server
+    finally:
+        _add_http_evidence(request, server.exchanges())
+        await server.stop()

@@ -1,0 +1,58 @@
+"""How a conformance test ends: the four outcomes (`harness.report.Outcome`) and the rules that
+sort exceptions into them.
+
+- pass — the test ran every declared step and every assertion held.
+- fail — the device or server under test broke a rule: an `AssertionError` (plain `assert`,
+  `pytest.fail`, `pytest.raises` that saw nothing) in the test body or in one of its steps.
+- error — the harness or the lab broke, so nothing is known about the device or server: a
+  `harness.errors.HarnessError` or any other exception in the test body, any exception while a
+  fixture sets up or tears down (no route, file server down, arrangement refused, no driver),
+  a test that ended without running all its declared steps, a timeout, or a skip that does not
+  say why the test is not applicable (a conformance test never skips silently).
+- not applicable — the device's model and firmware lack a feature the test needs (the
+  `feature` marker, Appendix A), or the test found so itself and called `not_applicable(reason)`.
+  Carried as a pytest skip whose reason starts with `not applicable: `, so junit.xml shows it
+  as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import pytest
+
+from harness.report import Outcome
+
+__all__ = ["NA_PREFIX", "Outcome", "classify", "not_applicable", "not_applicable_reason"]
+
+NA_PREFIX = "not applicable: "
+
+
+def not_applicable(reason: str, *, at_test: bool = False) -> NoReturn:
+    """End the running test as *not applicable*, saying why (e.g. the device's `explain()`).
+    `at_test`: report the test's own location rather than the caller's (for hooks)."""
+    __tracebackhide__ = True  # the skip's location is the caller's
+    if at_test:
+        try:
+            raise pytest.skip.Exception(NA_PREFIX + reason, _use_item_location=True)  # as skipif markers do
+        except TypeError:  # a pytest without the keyword
+            pass
+    pytest.skip(NA_PREFIX + reason)
+
+
+def not_applicable_reason(skip_message: str) -> str | None:
+    """The reason of a not-applicable skip, or None for any other skip."""
+    text = skip_message.removeprefix("Skipped: ")
+    return text[len(NA_PREFIX):] if text.startswith(NA_PREFIX) else None
+
+
+def classify(exc: BaseException) -> Outcome:
+    """The outcome an exception raised by a test body (or one of its steps) stands for."""
+    if isinstance(exc, pytest.skip.Exception):
+        return Outcome.NOT_APPLICABLE if not_applicable_reason(str(exc.msg)) is not None else Outcome.ERROR
+    if isinstance(exc, pytest.fail.Exception):
+        # pytest-timeout's signal method ends a test with pytest.fail("Timeout …"): the bench hung.
+        return Outcome.ERROR if str(exc.msg).startswith("Timeout") else Outcome.FAIL
+    if isinstance(exc, AssertionError):
+        return Outcome.FAIL
+    return Outcome.ERROR

@@ -1,0 +1,396 @@
+"""One conformance run's lab, live: the enrollment server (embedded or remote), the devices bound
+to their drivers, and the results collected for the record.
+
+The embedded server runs on its own event loop in a thread of its own (`LoopThread`) for the
+whole session, so tests — each on pytest-asyncio's loop of its own — reach it over sockets like
+any client, and a test that blocks cannot stall it. Everything is started on first use: a run
+whose tests never need the server never starts one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import ssl
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+
+from harness.errors import HarnessError, LabError
+from harness.lab import DeviceSpec, Lab, ServerSpec
+from simulators.admin_client import AdminClient, AdminError
+
+__all__ = ["FILES_HOST", "ConformanceSession", "EnrollmentServer", "LoopThread"]
+
+T = TypeVar("T")
+FILES_HOST = "files.enrollab.test"
+EMBEDDED_PASSWORD = "Conformance-Embedded-Pw-1"  # noqa: S105 - a throwaway server in a temporary directory
+START_TIMEOUT = 120.0
+
+
+class LoopThread:
+    """An asyncio loop running in a daemon thread; `run(coro)` waits for a result from any thread."""
+
+    def __init__(self, name: str = "enrollab-server") -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = START_TIMEOUT) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+
+        async def cancel_rest() -> None:
+            me = asyncio.current_task()
+            rest = [t for t in asyncio.all_tasks() if t is not me]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+            await self.loop.shutdown_asyncgens()
+
+        with contextlib.suppress(Exception):
+            self.run(cancel_rest(), timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+@dataclass
+class Holder:
+    """An administrator the harness made, who holds arranged devices (to give them back later)."""
+
+    login: str
+    password: str = field(repr=False)
+    account_id: str
+
+
+@dataclass
+class EnrollmentServer:
+    """The server under test (or serving the device under test), as the `enrollment_server` fixture."""
+
+    admin_url: str
+    device_url: str
+    name: str
+    version: str
+    embedded: bool
+    admin_login: str
+    admin_password: str = field(repr=False)
+    info: dict[str, Any] = field(default_factory=dict)
+    est_url: str | None = None
+    manufacturer_key_pem: bytes | None = field(default=None, repr=False)
+    manufacturer_cert_pem: bytes | None = None
+    tls_ca_pem: bytes | None = None
+    data_dir: Path | None = None
+    # MAC -> the administrator holding the device since the harness arranged it (harness.arrangement).
+    holders: dict[str, Holder] = field(default_factory=dict)
+    _stop: Any = field(default=None, repr=False)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """For an https admin URL: trusts the server's TLS CA when known, else the system's roots."""
+        if not self.admin_url.startswith("https:"):
+            return None
+        context = ssl.create_default_context()
+        if self.tls_ca_pem:
+            context.load_verify_locations(cadata=self.tls_ca_pem.decode("ascii"))
+        return context
+
+    @contextlib.asynccontextmanager
+    async def admin(self, login: str | None = None, password: str | None = None) -> AsyncIterator[AdminClient]:
+        """A logged-in `AdminClient` (the platform administrator unless `login`/`password`), on
+        the caller's event loop; its HTTP session closes with the block."""
+        https = self.admin_url.startswith("https:")
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context() or False) if https else None
+        async with aiohttp.ClientSession(connector=connector) as http:
+            client = await _login(AdminClient(self.admin_url, http), login or self.admin_login,
+                                  password if password is not None else self.admin_password, self.admin_url)
+            yield client
+
+    def manufacturer_ca(self) -> Any:
+        """The manufacturer CA the server trusts (`simulators.factory.ManufacturerCA`), which
+        issues the factory certificates of simulated devices."""
+        from simulators.factory import ManufacturerCA
+
+        if self.manufacturer_key_pem is None or self.manufacturer_cert_pem is None:
+            raise HarnessError(
+                "no-manufacturer-ca",
+                f"simulated devices against {self.admin_url} need the manufacturer CA it trusts: give [server] "
+                "data (its data directory) or manufacturer_key and manufacturer_cert in the lab file",
+            )
+        return ManufacturerCA(self.manufacturer_key_pem, self.manufacturer_cert_pem)
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "url": self.admin_url,
+            "name": self.name,
+            "version": self.version,
+            "embedded": self.embedded,
+            "device_url": self.device_url,
+        }
+
+
+async def _login(client: AdminClient, login: str, password: str, url: str) -> AdminClient:
+    try:
+        return await client.login(login, password)
+    except AdminError as exc:
+        raise HarnessError("admin-login-refused", f"{url} refused the login of {login!r}: {exc}") from None
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise HarnessError("server-unreachable", f"cannot reach the enrollment server at {url}: {exc}") from None
+
+
+async def _info(admin_url: str, context: ssl.SSLContext | None) -> dict[str, Any]:
+    url = admin_url.rstrip("/")
+    if not url.endswith("/api/v1"):
+        url += "/api/v1"
+    timeout = aiohttp.ClientTimeout(total=15)
+    connector = aiohttp.TCPConnector(ssl=context or False) if url.startswith("https:") else None
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, connector=connector) as http,
+            http.get(url + "/info") as resp,
+        ):
+            body = await resp.json(content_type=None)
+            if resp.status != 200 or not isinstance(body, dict):
+                raise HarnessError("server-info-failed", f"GET {url}/info answered {resp.status}: {str(body)[:200]}")
+            return body
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        raise HarnessError("server-unreachable", f"cannot reach the enrollment server at {url}: {exc}") from None
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LabError("cannot-read", f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+
+def _pki_of(data: Path) -> tuple[bytes, bytes, bytes]:
+    from server.pki.store import PkiLayout
+
+    layout = PkiLayout.of(data)
+    if not layout.manufacturer_ca_key.exists():
+        raise LabError("no-pki", f"{data} holds no server PKI (no {layout.manufacturer_ca_key})")
+    return (
+        _read(layout.manufacturer_ca_key, "manufacturer CA key"),
+        _read(layout.manufacturer_ca_cert, "manufacturer CA certificate"),
+        _read(layout.tls_ca_cert, "server TLS CA"),
+    )
+
+
+async def _start_embedded(data: Path) -> tuple[EnrollmentServer, Any]:
+    from server.runner import ServeConfig, start
+
+    running = await start(ServeConfig(data_dir=data, admin_port=0), admin_password=EMBEDDED_PASSWORD)
+    try:
+        info = await _info(running.admin_url, None)
+    except BaseException:
+        await running.stop()
+        raise
+    key, cert, tls_ca = _pki_of(data)
+    server = EnrollmentServer(
+        admin_url=running.admin_url,
+        device_url=str(info.get("device_url") or running.device_url),
+        name=str(info.get("name", "")),
+        version=str(info.get("version", "")),
+        embedded=True,
+        admin_login="admin",
+        admin_password=EMBEDDED_PASSWORD,
+        info=info,
+        est_url=info.get("est_url"),
+        manufacturer_key_pem=key,
+        manufacturer_cert_pem=cert,
+        tls_ca_pem=tls_ca,
+        data_dir=data,
+    )
+    return server, running
+
+
+async def _connect_remote(spec: ServerSpec) -> EnrollmentServer:
+    assert spec.url is not None
+    password = spec.admin_password()
+    if not password:
+        raise HarnessError(
+            "admin-password-required",
+            f"set {spec.admin_password_env} to the password of {spec.admin_login!r} on {spec.url}",
+        )
+    key = cert = tls_ca = None
+    if spec.data is not None:
+        key, cert, tls_ca = _pki_of(spec.data)
+    if spec.manufacturer_key is not None and spec.manufacturer_cert is not None:
+        key = _read(spec.manufacturer_key, "manufacturer CA key")
+        cert = _read(spec.manufacturer_cert, "manufacturer CA certificate")
+    if spec.server_ca is not None:
+        tls_ca = _read(spec.server_ca, "server TLS CA")
+    server = EnrollmentServer(
+        admin_url=spec.url.rstrip("/").removesuffix("/api/v1"),
+        device_url="",
+        name="",
+        version="",
+        embedded=False,
+        admin_login=spec.admin_login,
+        admin_password=password,
+        manufacturer_key_pem=key,
+        manufacturer_cert_pem=cert,
+        tls_ca_pem=tls_ca,
+    )
+    info = await _info(server.admin_url, server.ssl_context())
+    server.info = info
+    server.device_url = str(info.get("device_url") or "")
+    server.est_url = info.get("est_url")
+    server.name = str(info.get("name", ""))
+    server.version = str(info.get("version", ""))
+    async with server.admin():  # the credentials work, or every test says why not
+        pass
+    return server
+
+
+class ConformanceSession:
+    """What a conformance run shares: the lab, the target, the server, the devices, the results."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        *,
+        target: str,
+        lab_file: str | None,
+        report_dir: Path | None = None,
+        command: str = "",
+    ) -> None:
+        self.lab = lab
+        self.target = target
+        self.lab_file = lab_file
+        self.report_dir = report_dir
+        self.command = command
+        self.started_at = datetime.now(UTC)
+        self.devices: tuple[DeviceSpec, ...] = lab.devices_for(target)
+        self.records: list[dict[str, Any]] = []
+        self.features: dict[str, str] = {}
+        self.unobservable: dict[str, str] = {}
+        self.public_roots: list[bytes] = []
+        self.report: dict[str, Any] | None = None
+        self.report_paths: dict[str, Path] = {}
+        self.report_problem: str | None = None
+        self._loop: LoopThread | None = None
+        self._server: EnrollmentServer | None = None
+        self._server_error: BaseException | None = None
+        self._running: Any = None
+        self._tmp: str | None = None
+        self._drivers: dict[str, Any] = {}
+        self._driver_errors: dict[str, BaseException] = {}
+        self._link: Any = None
+
+    @property
+    def seed(self) -> int:
+        return self.lab.options.seed
+
+    # -- the server --------------------------------------------------------------------------------
+
+    def server(self) -> EnrollmentServer:
+        """The enrollment server, started (or reached) on first use; a failure is remembered and
+        raised again for every later test, as a `HarnessError`."""
+        if self._server is not None:
+            return self._server
+        if self._server_error is not None:
+            raise self._server_error
+        try:
+            self._server = self._start()
+        except HarnessError as exc:
+            self._server_error = exc
+            raise
+        except Exception as exc:
+            self._server_error = HarnessError("server-start-failed", f"the enrollment server did not start: {exc!r}")
+            raise self._server_error from exc
+        return self._server
+
+    @property
+    def server_started(self) -> EnrollmentServer | None:
+        return self._server
+
+    def _start(self) -> EnrollmentServer:
+        self._loop = LoopThread()
+        spec = self.lab.server
+        if spec.embedded:
+            self._tmp = tempfile.mkdtemp(prefix="enrollab-conformance-")
+            server, self._running = self._loop.run(_start_embedded(Path(self._tmp) / "data"))
+            return server
+        return self._loop.run(_connect_remote(spec))
+
+    def server_provenance(self) -> dict[str, Any]:
+        if self._server is not None:
+            return self._server.provenance()
+        spec = self.lab.server
+        out: dict[str, Any] = {
+            "url": spec.url or "embedded",
+            "name": "",
+            "version": "",
+            "embedded": spec.embedded,
+            "contacted": False,
+        }
+        if self._server_error is not None:
+            out["error"] = str(self._server_error)
+        return out
+
+    # -- devices -----------------------------------------------------------------------------------
+
+    def link(self) -> Any:
+        from harness.dut import SimLink
+        from simulators.fleet import SkipWaits
+
+        if self._link is None:
+            server = self.server()
+            if server.tls_ca_pem:
+                self.public_roots.insert(0, server.tls_ca_pem)
+            self._link = SimLink(server.device_url, self.public_roots, {FILES_HOST: "127.0.0.1"}, SkipWaits())
+        return self._link
+
+    def device(self, spec: DeviceSpec) -> Any:
+        """The driver bound to a lab device (one per device for the session; errors remembered)."""
+        from harness.dut import bind
+
+        if spec.id in self._drivers:
+            return self._drivers[spec.id]
+        if spec.id in self._driver_errors:
+            raise self._driver_errors[spec.id]
+        try:
+            if spec.driver == "simulated":
+                driver = bind(spec, manufacturer=self.server().manufacturer_ca(), link=self.link())
+            else:
+                driver = bind(spec)
+        except HarnessError as exc:
+            self._driver_errors[spec.id] = exc
+            raise
+        self._drivers[spec.id] = driver
+        return driver
+
+    # -- the end -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            if self._running is not None:
+                with contextlib.suppress(Exception):
+                    loop.run(self._running.stop(), timeout=30)
+                self._running = None
+            loop.close()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+def admin_login_from_env() -> str:
+    return os.environ.get("ENROLLAB_ADMIN_LOGIN") or "admin"
