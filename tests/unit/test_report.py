@@ -140,7 +140,7 @@ def test_a_cell_is_fail_then_error_then_pass_then_not_applicable(outcomes: list[
 
 
 def test_the_matrix_has_every_device_and_feature_and_ignores_tests_without_one() -> None:
-    tests = [
+    tests: list[dict[str, Any]] = [
         {"device": "d1", "feature": "f1", "outcome": "pass"},
         {"device": "d1", "feature": "f1", "outcome": "error"},
         {"device": "d2", "feature": "f2", "outcome": "fail"},
@@ -319,3 +319,15 @@ def test_html_of_a_clean_run_says_passed() -> None:
     page = render_html(with_outcomes("pass", "not_applicable"))
     assert 'id="verdict">passed<' in page
     assert "None: nothing failed and nothing errored." in page
+
+
+def test_html_of_a_server_suite_run_has_no_matrix_rows() -> None:
+    doc = sample()
+    doc["devices"] = []
+    doc["tests"] = [t for t in doc["tests"] if t["suite"] == "server"]
+    doc["provenance"]["suites"] = ["server"]
+    refresh(doc)
+    validate_report(doc)
+    page = render_html(doc)
+    assert "No devices under test in this run." in page and 'id="matrix"' not in page
+    assert "test_locks_after_wrong_codes" in page.split('<section id="failures">')[1]
