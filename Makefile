@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv browser clean
 
 $(BIN)/enrollab: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 2; }
@@ -19,8 +19,14 @@ demo: venv
 
 # --parallel-live: each env's output as it comes, so a stuck env shows where it stuck;
 # timeout: CI must end well inside its hour even if something hangs outside pytest.
-test: venv
+test: venv browser
 	timeout --kill-after=60 3300 $(BIN)/tox -p auto --parallel-live
+
+# The report's screenshot test drives Debian's Chromium headless (skipped, saying so, without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: no chromium (apt-get install chromium); the report screenshot test will be skipped"; }
 
 clean:
 	rm -rf $(VENV) .tox build *.egg-info
