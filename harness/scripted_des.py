@@ -97,7 +97,6 @@ EST_ROOT = "/.well-known/est"
 CSR_CONTENT_TYPE = "application/pkcs10"
 DEFAULT_HOSTNAMES = ("des.enrollab.test",)
 CODE_FORMATS = ("nec8", "nec12", "pec12")
-SERVER_TYPES = ("DES", "HTTPS", "HTTP")
 IMAGE_SIZE = 2048
 MAX_BODY = 64 * 1024
 

@@ -26,7 +26,7 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from fixtures.features import FeatureMatrix
@@ -63,13 +63,12 @@ DECLARED: Mapping[str, str] = MappingProxyType({
 })
 
 
-def missing_prerequisites(supports: object, feature: str) -> list[str]:
+def missing_prerequisites(supports: Callable[[str], bool], feature: str) -> list[str]:
     """The prerequisites of `feature` the device lacks (`supports` is `dut.supports`)."""
-    assert callable(supports)
     return [p for p in PREREQUISITES[feature] if not supports(p)]
 
 
-def observable(supports: object, feature: str) -> bool:
+def observable(supports: Callable[[str], bool], feature: str) -> bool:
     """Whether a behavioural test observes `feature` on a device (that supports it)."""
     return feature not in DECLARED and not missing_prerequisites(supports, feature)
 

@@ -16,6 +16,7 @@ slow tier; the default tier runs a representative dozen devices that still meets
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import subprocess
 import sys
@@ -107,9 +108,9 @@ def assert_appendix_a(doc: dict[str, Any]) -> None:
         if t["outcome"] == "pass" and t["feature"] is not None:
             passed_by[(t["device"], t["feature"])].add(t["name"])
     for (device, fid), names in passed_by.items():
-        d = devices[device]
+        supports = functools.partial(matrix.supports, devices[device]["model"], devices[device]["firmware"])
         behaviour = names - {STATEMENT}
-        if observable(lambda f, d=d: matrix.supports(d["model"], d["firmware"], f), fid):
+        if observable(supports, fid):
             assert behaviour, f"{device} {fid}: observable, yet only the conformance statement passed"
         else:
             assert names == {STATEMENT}, f"{device} {fid}: declared unobservable, yet {behaviour} passed"
