@@ -129,11 +129,16 @@ def serve(
 
 @main.command()
 def demo() -> None:
-    """The main job on embedded defaults: a server on SQLite and the administrator's scenario.
+    """The main job on embedded defaults: server, fleet, both conformance suites, reports.
 
-    Starts a throwaway server in a temporary directory, walks hierarchy → profile → site →
-    codes → device import → approve/claim/associate/activate → search → audit log, printing
-    each step, and exits 1 if any step answers unexpectedly.
+    1. A throwaway server (SQLite in a temporary directory) and the administrator's scenario:
+       hierarchy → profile → site → codes → import → approve/claim/associate/activate →
+       search → audit log, each step printed.
+    2. A fleet of every model at the firmware versions on both sides of each Appendix A
+       minimum, each phone checked against the matrix's prediction.
+    3. `enrollab conformance run --suite all` over the same models and versions; junit.xml,
+       report.json and report.html in ./enrollab-report/.
+    Exits 1 if any step, phone or test did something unexpected.
     """
     from rich.console import Console as Out
 
@@ -150,9 +155,55 @@ def demo() -> None:
     out = Out()
     out.print(f"\n[bold green]admin scenario complete[/]: {len(steps)} steps against the reference server.\n")
     unexpected = _demo_fleet(out)
-    if unexpected:
+    status = _demo_conformance(out, Path("enrollab-report"))
+    if unexpected or status:
+        out.print("\n[bold red]demo found problems[/] (see above)")
         sys.exit(1)
     out.print("\n[bold green]demo complete[/]")
+
+
+def _demo_conformance(out: Console, report_dir: Path) -> int:
+    """Issue 5: both suites — the server suite against an embedded reference server, the device
+    suite over every model at the versions on both sides of each Appendix A minimum."""
+    import json
+    import subprocess
+
+    import fixtures
+
+    lab = fixtures.path("labs/appendix-a.toml")
+    out.print(
+        f"\n[bold]conformance[/]: server suite + device suite over {lab.name} (every model, both sides of each "
+        f"minimum), reports in {report_dir}/ …"
+    )
+    enrollab = Path(sys.executable).with_name("enrollab")
+    done = subprocess.run(  # noqa: S603 - our own entry point
+        [str(enrollab), "conformance", "run", "--target", "sim", "--suite", "all", "--lab", str(lab),
+         "--report-dir", str(report_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        doc = json.loads((report_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        out.print(done.stdout[-4000:] + done.stderr[-4000:], markup=False, highlight=False)
+        out.print("[red]the conformance run wrote no report[/]")
+        return 1
+    for suite in doc["provenance"]["suites"]:
+        tests = [t for t in doc["tests"] if t["suite"] == suite]
+        counts = {k: sum(1 for t in tests if t["outcome"] == k) for k in ("pass", "fail", "error", "not_applicable")}
+        out.print(
+            f"  {suite} suite: {counts['pass']} pass, {counts['fail']} fail, {counts['error']} error, "
+            f"{counts['not_applicable']} not applicable"
+        )
+    cells = [c for row in doc["matrix"].values() for c in row.values()]
+    out.print(
+        f"  device × feature matrix: {len(doc['matrix'])} devices × {len(doc['features'])} features, "
+        f"{cells.count('pass')} pass, {cells.count('not_applicable')} n/a, "
+        f"{cells.count('fail') + cells.count('error')} fail/error"
+    )
+    out.print(f"  report: [bold]{(report_dir / 'report.html').resolve()}[/] (also report.json, junit.xml)")
+    return done.returncode
 
 
 def _demo_fleet(out: Console) -> int:
