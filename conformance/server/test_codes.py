@@ -33,7 +33,9 @@ async def test_nec_lengths_expiry_limits_and_a_profile_first(enrollment_server) 
         other = await new_org(admin)
         for expiry in ({"unit": "months", "value": 4}, {"unit": "hours", "value": 73}, {"unit": "weeks", "value": 13}):
             await expect_error(
-                other.sp.call("POST", f"/sites/{other.site_id}/nec", {"length": 8, "total_devices": 5, "expiry": expiry}),
+                other.sp.call(
+                    "POST", f"/sites/{other.site_id}/nec", {"length": 8, "total_devices": 5, "expiry": expiry}
+                ),
                 422,
             )
         await expect_error(
