@@ -6,7 +6,15 @@ connect. In the same run the same server stack — aiohttp, the same device TLS 
 process — answers a trivial handler, driven the same way. The ratio of the two rates shows what
 the enrollment logic and its database transaction cost on top of TLS and HTTP.
 
-    .venv/bin/python bench/enroll_throughput.py [--devices 1000] [--concurrency 32] [--db URL]
+The machine is shared (the client, the server, the database, and whatever else runs), so a run
+is `--rounds` pairs of trivial-then-enroll, each enroll round on devices that never enrolled, and
+the summary takes medians; each line also says where the CPU went, per request: the server
+process (all its threads), the client process, and the rest of the machine (the database
+server, and other load — which makes that round's figures suspect).
+
+    .venv/bin/python bench/enroll_throughput.py [--devices 1000] [--rounds 3] [--concurrency 32] [--db URL]
+
+A PostgreSQL URL without `?schema=` gets a fresh schema for the run, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import ssl
 import statistics
 import subprocess
@@ -38,15 +47,17 @@ def mac_of(i: int) -> str:
 
 
 async def client(spec: dict[str, Any]) -> dict[str, Any]:
-    """Enroll every device once against `url`, `concurrency` at a time; latencies in ms."""
+    """Enroll devices `first` .. `first + devices - 1` once each against `url`, `concurrency` at a
+    time; latencies in ms, CPU seconds of the timed part only."""
     certs = Path(spec["certs"])
-    contexts = []
-    for i in range(spec["devices"]):
+    indexes = range(spec["first"], spec["first"] + spec["devices"])
+    contexts = {}
+    for i in indexes:
         ctx = ssl.create_default_context(cafile=spec["ca"])
         ctx.load_cert_chain(certs / f"{i}.crt", certs / f"{i}.key")
-        contexts.append(ctx)
+        contexts[i] = ctx
     queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(spec["devices"]):
+    for i in indexes:
         queue.put_nowait(i)
     latencies: list[float] = []
     results: dict[str, int] = {}
@@ -64,17 +75,47 @@ async def client(spec: dict[str, Any]) -> dict[str, Any]:
             key = f"{r.status} {answer.get('result')}"
             results[key] = results.get(key, 0) + 1
 
-    t0 = time.perf_counter()
+    t0, before = time.perf_counter(), cpu_reading()
     await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
-    wall = time.perf_counter() - t0
-    return {"wall": wall, "latencies": latencies, "results": results}
+    wall, after = time.perf_counter() - t0, cpu_reading()
+    cpu = {k: _less(after[k], before[k]) for k in before}
+    return {"wall": wall, "cpu": cpu, "latencies": latencies, "results": results}
+
+
+def machine_busy() -> float | None:
+    """CPU seconds the whole machine has been busy (every core, every process); None off Linux."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds of process `pid`, all its threads; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cpu_reading() -> dict[str, float | None]:
+    """The client's, the server's (its parent process) and the whole machine's CPU seconds so far."""
+    return {"client": time.process_time(), "server": process_cpu(os.getppid()), "machine": machine_busy()}
+
+
+def _less(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 def run_client(spec: dict[str, Any]) -> dict[str, Any]:
     out = subprocess.run(  # noqa: S603 - our own interpreter and script
         [sys.executable, __file__, "--client", json.dumps(spec)], capture_output=True, text=True, check=True
     )
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    answer: dict[str, Any] = json.loads(out.stdout)
+    return answer
 
 
 # --- server side ----------------------------------------------------------------------------------
@@ -145,63 +186,123 @@ async def arrange(running: Any, n: int, certs: Path) -> None:
             await call("POST", "/devices/activate", spt, {"macs": chunk})
 
 
-async def main(n: int, concurrency: int, db: str | None) -> None:
+async def main(n: int, rounds: int, concurrency: int, db: str | None) -> None:
     from server.pki.tls import device_server_context
     from server.runner import ServeConfig, start
 
-    with tempfile.TemporaryDirectory() as tmp:
-        certs = Path(tmp) / "certs"
-        certs.mkdir()
-        cfg = ServeConfig(data_dir=Path(tmp) / "data", db_url=db, admin_port=0, device_port=0)
-        running = await start(cfg, admin_password=PASSWORD)
-        trivial_runner = None
+    db, drop_schema = await _own_schema(db)
+    results: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            certs = Path(tmp) / "certs"
+            certs.mkdir()
+            cfg = ServeConfig(data_dir=Path(tmp) / "data", db_url=db, admin_port=0, device_port=0)
+            running = await start(cfg, admin_password=PASSWORD)
+            trivial_runner = None
+            try:
+                await arrange(running, n * rounds, certs)
+                ctx = running.opened.ctx
+                pki = ctx.pki
+                assert pki is not None  # `start` created or loaded it
+
+                async def trivial(request: web.Request) -> web.Response:
+                    await request.json()
+                    return web.json_response({"result": "ok"})
+
+                app = web.Application()
+                app.router.add_post("/trivial", trivial)
+                trivial_runner = web.AppRunner(app, access_log=None)
+                await trivial_runner.setup()
+                site = web.TCPSite(trivial_runner, "127.0.0.1", 0, ssl_context=device_server_context(pki))
+                await site.start()
+                tport = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+                base = {"devices": n, "concurrency": concurrency, "certs": str(certs), "ca": str(pki.tls_ca_path)}
+                loop = asyncio.get_running_loop()
+                for r in range(rounds):
+                    # The client runs in its own process while this loop keeps serving.
+                    spec = {**base, "first": r * n}
+                    baseline = await loop.run_in_executor(
+                        None, run_client, {**spec, "url": f"https://127.0.0.1:{tport}/trivial"}
+                    )
+                    enroll = await loop.run_in_executor(
+                        None, run_client, {**spec, "url": ctx.device_url + "/device/v1/enroll"}
+                    )
+                    results.append((enroll, baseline))
+            finally:
+                if trivial_runner is not None:
+                    await trivial_runner.cleanup()
+                await running.stop()
+    finally:
+        await drop_schema()
+    report(n, concurrency, db, results)
+
+
+async def _own_schema(db: str | None) -> tuple[str | None, Any]:
+    """A PostgreSQL URL without `?schema=` gets a fresh schema (and a way to drop it): a second run
+    must not meet the first one's devices."""
+    if db is None or not db.startswith(("postgresql://", "postgres://")) or "schema=" in db:
+        return db, _nothing
+    import uuid
+
+    import asyncpg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(db.replace("postgresql://", "postgres://", 1))
         try:
-            await arrange(running, n, certs)
-            ctx = running.opened.ctx
-            ca = str(ctx.pki.tls_ca_path)
-
-            async def trivial(request: web.Request) -> web.Response:
-                await request.json()
-                return web.json_response({"result": "ok"})
-
-            app = web.Application()
-            app.router.add_post("/trivial", trivial)
-            trivial_runner = web.AppRunner(app, access_log=None)
-            await trivial_runner.setup()
-            site = web.TCPSite(trivial_runner, "127.0.0.1", 0, ssl_context=device_server_context(ctx.pki))
-            await site.start()
-            tport = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-            base = {"devices": n, "concurrency": concurrency, "certs": str(certs), "ca": ca}
-            loop = asyncio.get_running_loop()
-            # The client runs in its own process while this loop keeps serving.
-            baseline = await loop.run_in_executor(
-                None, run_client, {**base, "url": f"https://127.0.0.1:{tport}/trivial"}
-            )
-            enroll = await loop.run_in_executor(None, run_client, {**base, "url": ctx.device_url + "/device/v1/enroll"})
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
-            if trivial_runner is not None:
-                await trivial_runner.cleanup()
-            await running.stop()
+            await conn.close()
 
+    return f"{db}{'&' if '?' in db else '?'}schema={schema}", drop
+
+
+async def _nothing() -> None:
+    return None
+
+
+def report(n: int, concurrency: int, db: str | None, results: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     def line(name: str, r: dict[str, Any]) -> tuple[float, str]:
         rate = n / r["wall"]
         lat = sorted(r["latencies"])
         p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+        cpu = r["cpu"]
+
+        def ms(seconds: float | None) -> str:
+            return "?" if seconds is None else f"{1000 * max(seconds, 0.0) / n:5.2f} ms"
+
+        rest = None if None in cpu.values() else cpu["machine"] - cpu["server"] - cpu["client"]
         return rate, (
-            f"{name:<22} {rate:8.1f} req/s   p50 {statistics.median(lat):6.1f} ms   p99 {p99:6.1f} ms   "
+            f"  {name:<18} {rate:7.1f} req/s   p50 {statistics.median(lat):6.1f} ms   p99 {p99:6.1f} ms   "
+            f"CPU/req: server {ms(cpu['server'])}, client {ms(cpu['client'])}, rest of the machine {ms(rest)}   "
             f"answers {r['results']}"
         )
 
-    erate, etext = line("enroll (redirect)", enroll)
-    brate, btext = line("trivial handler", baseline)
+    where = "SQLite" if db is None else db.split("?")[0]
     print(
-        f"{n} pre-activated devices, {concurrency} concurrent connections, one TLS handshake per request, "
-        f"{'SQLite' if db is None else db.split('?')[0]}"
+        f"{n} pre-activated devices per round, {concurrency} concurrent connections, "
+        f"one TLS handshake per request, {where}"
     )
-    print(etext)
-    print(btext)
-    print(f"ratio enroll/trivial: {erate / brate:.2f} (aim >= 0.7)")
+    erates, brates, ratios = [], [], []
+    for number, (enroll, baseline) in enumerate(results, 1):
+        brate, btext = line("trivial handler", baseline)
+        erate, etext = line("enroll (redirect)", enroll)
+        print(f"round {number}: ratio {erate / brate:.2f}")
+        print(btext)
+        print(etext)
+        erates.append(erate)
+        brates.append(brate)
+        ratios.append(erate / brate)
+    print(
+        f"median: enroll {statistics.median(erates):.1f} req/s, trivial {statistics.median(brates):.1f} req/s, "
+        f"ratio enroll/trivial {statistics.median(ratios):.2f} (aim >= 0.7)"
+    )
+    print(
+        f"{os.cpu_count()} CPUs shared by the client, the server, the database and whatever else runs: "
+        "'rest of the machine' is the database server's CPU and any other load."
+    )
 
 
 if __name__ == "__main__":
@@ -209,8 +310,9 @@ if __name__ == "__main__":
         print(json.dumps(asyncio.run(client(json.loads(sys.argv[2])))))
         sys.exit(0)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--devices", type=int, default=1000, help="devices enrolled per round (default 1000)")
+    ap.add_argument("--rounds", type=int, default=3, help="trivial-then-enroll pairs (default 3)")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--db", default=None, help="database URL (default: SQLite in a temporary directory)")
     args = ap.parse_args()
-    asyncio.run(main(args.devices, args.concurrency, args.db))
+    asyncio.run(main(args.devices, args.rounds, args.concurrency, args.db))

@@ -7,7 +7,8 @@ Routes:
 - `GET  /device/v1/files/{name}` — a DES site file (ENR-6, `server.device.files`)
 - `GET  /.well-known/est/cacerts`, `POST /.well-known/est/simpleenroll` — EST (ENR-8)
 
-Every request passes `peer_middleware` (a factory certificate that is not revoked). No
+Every request passes `peer_middleware` (a factory certificate that is not revoked). Firmware
+images are looked up in the cached catalog (`server.store.platform_cache`). No
 traceback reaches a device: unknown routes and methods answer `{"error", "detail"}` (404/405),
 a server fault 500 `internal-error` (logged).
 """
@@ -19,6 +20,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from fixtures.features import FeatureMatrix
+from server.api.platform import lockout_policy
 from server.context import ServerContext
 from server.device import enroll, est, files
 from server.device.firmware_images import PATH as FIRMWARE_PATH
@@ -33,6 +36,7 @@ from server.device.request import (
     peer_middleware,
 )
 from server.domain.errors import DomainError
+from server.store import platform_cache
 from server.store.enrollment import load_catalog
 
 log = logging.getLogger(__name__)
@@ -45,8 +49,7 @@ async def get_firmware(request: web.Request) -> web.Response:
     catalog does not list."""
     ctx, images = device_ctx(request), firmware_images(request)
     model, version = request.match_info["model"], request.match_info["version"]
-    async with ctx.store.transaction() as session:
-        catalog = await load_catalog(session)
+    catalog = await platform_cache.cached("catalog", ctx.store, load_catalog)
     found = images.resolve(catalog, model, version)
     if found is None:
         return error_response("firmware-not-found", f"No firmware image {model} {version}.", 404)
@@ -77,9 +80,19 @@ async def errors_middleware(
         return error_response("internal-error", "the server failed; see its log", 500)
 
 
+async def warm_caches(app: web.Application) -> None:
+    """Appendix A, the catalog and the lockout policy read, parsed and checked at start, not while
+    the first phone waits (the catalog's check alone takes a few hundred milliseconds)."""
+    FeatureMatrix.load()
+    store = app[CTX].store
+    await platform_cache.cached("catalog", store, load_catalog)
+    await platform_cache.cached("lockout", store, lockout_policy)
+
+
 def create_device_app(ctx: ServerContext, images: FirmwareImages | None = None) -> web.Application:
     """The device listener's application; `images` defaults to images under `ctx.device_url`."""
     app = web.Application(middlewares=[errors_middleware, peer_middleware], client_max_size=MAX_BODY)
+    app.on_startup.append(warm_caches)
     app[CTX] = ctx
     app[IMAGES] = images or FirmwareImages(lambda: ctx.device_url)
     app.router.add_post(enroll.PATH, enroll.enroll)

@@ -48,7 +48,7 @@ async def get_file(request: web.Request) -> web.Response:
     """ENR-6: a file of the enrolled device's DES site configuration."""
     ctx, peer = device_ctx(request), peer_of(request)
     name = request.match_info["name"]
-    async with ctx.store.transaction() as session:
+    async with ctx.store.reading() as session:  # nothing is written: no write lock
         found = await enrolled_device(session, peer.cn, peer.thumbprint)
         data = None
         if (

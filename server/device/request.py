@@ -42,10 +42,11 @@ class Peer:
 
     @classmethod
     def of(cls, certificate: x509.Certificate) -> Peer:
+        subject = certificate.subject  # built anew on every access: once is enough
         return cls(
             certificate,
-            name_attribute(certificate.subject, NameOID.COMMON_NAME),
-            subject_text(certificate.subject),
+            name_attribute(subject, NameOID.COMMON_NAME),
+            subject_text(subject),
             thumbprint(certificate),
         )
 

@@ -98,13 +98,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal, NamedTuple, Protocol
 
 from server.domain.codes import CodeKind, NecState, classify_code, code_usable
 from server.domain.devices import DeviceState, zero_touch_ready
 from server.domain.errors import DomainError
 from server.domain.firmware import Catalog, ModelFirmware, check_minimum, firmware_for_unclaimed, resolve_firmware
-from server.domain.identity import Version, normalize_mac, parse_version
+from server.domain.identity import Version, normalize_mac
+from server.domain.identity import parse_version as _parse_version
 from server.domain.lockout import (
     LockoutPolicy,
     LockState,
@@ -114,7 +116,8 @@ from server.domain.lockout import (
     retry_after_seconds,
 )
 from server.domain.notifications import NotificationKind
-from server.domain.profiles import ParsedUrl, ProfileEntry, validate_provisioning_url
+from server.domain.profiles import ParsedUrl, ProfileEntry
+from server.domain.profiles import validate_provisioning_url as _validate_provisioning_url
 
 # Appendix A feature ids (fixtures/feature-matrix.json).
 PROVISIONING_URLS = "provisioning-urls"
@@ -132,17 +135,23 @@ CODE_FEATURES: Mapping[CodeKind, str] = {
     "pec12": "provisioning-enrollment-code",
 }
 
+# Pure functions of a string whose answers are immutable, asked on every request for the same few
+# values (firmware versions, a site's URL): remembered, within bounds. Refusals are not kept.
+parse_version = lru_cache(maxsize=4096)(_parse_version)
+validate_provisioning_url = lru_cache(maxsize=4096)(_validate_provisioning_url)
+
 Result = Literal["redirect", "upgrade", "code_required", "code_invalid", "locked", "rejected", "unknown_device"]
 _SUCCESSES = frozenset({"redirect", "upgrade", "code_required"})
 _REFUSALS = frozenset({"rejected", "code_invalid", "locked", "unknown_device"})
 
 
 class Capabilities(Protocol):
-    """Appendix A as the rules need it (`fixtures.features.FeatureMatrix` is one)."""
+    """Appendix A as the rules need it (`fixtures.features.FeatureMatrix` is one). The rules pass
+    the firmware already parsed; its `str()` is the canonical spelling."""
 
-    def supports(self, model: str, firmware: str, feature: str) -> bool: ...
+    def supports(self, model: str, firmware: Version | str, feature: str) -> bool: ...
 
-    def explain(self, model: str, firmware: str, feature: str) -> str: ...
+    def explain(self, model: str, firmware: Version | str, feature: str) -> str: ...
 
 
 class FirmwareImage(NamedTuple):
@@ -370,13 +379,13 @@ class _Ctx:
 
     def supports(self, feature: str) -> bool:
         try:
-            return bool(self.facts.capabilities.supports(self.info.name, self.firmware, feature))
+            return bool(self.facts.capabilities.supports(self.info.name, self.version, feature))
         except (KeyError, ValueError):  # a model or feature the matrix does not know: not supported
             return False
 
     def explain(self, feature: str) -> str:
         try:
-            return str(self.facts.capabilities.explain(self.info.name, self.firmware, feature))
+            return str(self.facts.capabilities.explain(self.info.name, self.version, feature))
         except (KeyError, ValueError):
             return f"{self.info.name} {self.firmware}: {feature} not supported"
 
@@ -805,7 +814,7 @@ def _notices(
     """NTF-1: "Device Enrollment Failure" on refusals of a known device, "Enrollment Code
     Usage" on a code enrollment."""
     device = facts.device
-    if device is None:
+    if device is None or (outcome.claim is None and outcome.result not in _REFUSALS):
         return ()
     common = {"mac": audit.mac, "model": device.model, "at": now.isoformat()}
     if outcome.claim is not None and outcome.code_account is not None:

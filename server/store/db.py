@@ -1,25 +1,53 @@
 """Opening the store: engine, sessions, migrations to head (Alembic), first data.
 
 `--db` takes `sqlite:///path` or `postgresql://user@host/db`; the async drivers are chosen here.
+
+Decisions:
+- Hot paths (device enrollment) write their store code once, as plain functions of a
+  synchronous SQLAlchemy Core `Connection`, and run it with `Store.run_read` / `run_write`. On
+  PostgreSQL that is `AsyncConnection.run_sync` (asyncpg: one round trip per statement). On a
+  SQLite file it is a synchronous pysqlite connection in a worker thread: aiosqlite costs a
+  hand-off to its thread and back for every cursor call — four per statement, five for a
+  lone SELECT — where the worker thread costs one per call of `run_read`/`run_write`.
+  Everything else (the admin API's ORM sessions) stays on the async engines.
+- PostgreSQL: the admin API's pool pings a connection before each use; SQLAlchemy's asyncpg ping
+  is BEGIN, `;`, ROLLBACK (pgbouncer-safe), three round trips, more than an enrollment's read
+  itself. `run_read` / `run_write` use their own pool without the ping (and recycle connections
+  after 30 minutes): a connection that died with the server fails the one call that meets it,
+  and SQLAlchemy then renews the pool. That pool has a fixed size (`HOT_POOL`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import threading
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import Select, create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from server.domain.errors import DomainError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+NO_BEGIN = "enrollab_no_begin"  # execution option: no BEGIN, each statement on its own (`Store.run_read`)
+WRITE = "enrollab_write"  # execution option: BEGIN IMMEDIATE (`Store.run_write` on SQLite)
+READ_THREADS = 4  # SQLite readers run at once (sqlite3 lets go of the GIL while it reads)
+# PostgreSQL connections of `run_read` / `run_write`, and no more: a pool that opens extra
+# connections under a burst closes them again when they come back, and each new connection
+# costs a backend, authentication, cold caches and SQLAlchemy's set-up queries (a burst of 32
+# enrollments opened one every four enrollments). Above this many, a caller waits its turn.
+HOT_POOL = 12
+
+T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
@@ -73,6 +101,12 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(aurl, **kwargs)
         self.is_sqlite = aurl.startswith("sqlite")
         self.read_engine = self.engine
+        # `run_read` / `run_write` on PostgreSQL: a pool without the ping before each use (module
+        # docstring). Engines connect lazily: a store that never enrolls opens no connection here.
+        self.hot_engine = self.engine
+        if not self.is_sqlite:
+            hot = {**kwargs, "pool_size": HOT_POOL, "max_overflow": 0, "pool_pre_ping": False, "pool_recycle": 1800}
+            self.hot_engine = create_async_engine(aurl, **hot)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
@@ -83,6 +117,26 @@ class Store:
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        # SQLite files: the synchronous engine and the threads of `run_read` / `run_write` (module
+        # docstring). An in-memory database cannot be shared by a second engine: it runs on aiosqlite.
+        self.sync_engine: Engine | None = None
+        self._read_threads: ThreadPoolExecutor | None = None
+        self._write_thread: ThreadPoolExecutor | None = None
+        self._thread_local = threading.local()
+        self._thread_connections: list[Connection] = []
+        self._thread_connections_lock = threading.Lock()
+        database = make_url(aurl).database
+        if self.is_sqlite and database and database != ":memory:" and not database.startswith("file:"):
+            self.sync_engine = create_engine(
+                make_url(aurl).set(drivername="sqlite+pysqlite"),
+                echo=echo,
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=READ_THREADS + 1,  # one kept open by each worker thread
+            )
+            event.listen(self.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.sync_engine, "begin", _sqlite_begin)
+            self._read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="ThreadPoolExecutor-sqlite-read")
+            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="ThreadPoolExecutor-sqlite-write")
 
     async def migrate(self) -> None:
         if self.schema:
@@ -114,6 +168,83 @@ class Store:
         async with self.read_sessions() as session, session.begin():
             yield session
 
+    async def run_read(self, work: Callable[[Connection], T], *, snapshot: bool = True) -> T:
+        """`work(connection)` for reading, never waiting for SQLite's write lock (`reading()` for
+        Core; module docstring). With `snapshot=False` no transaction is opened and each statement
+        sees the latest committed state on its own: one statement then reads without BEGIN and
+        ROLLBACK."""
+        if self.sync_engine is not None and self._read_threads is not None:
+            return await asyncio.get_running_loop().run_in_executor(self._read_threads, self._read, work, snapshot)
+        if not self.is_sqlite:
+            # PostgreSQL (READ COMMITTED) gives each statement its own snapshot, in a transaction or
+            # not; `CompiledSelect` reads outside SQLAlchemy's transaction (no BEGIN, no ROLLBACK).
+            async with self.hot_engine.connect() as conn:
+                return await conn.run_sync(work)
+        async with self.read_engine.connect() as conn:
+            if not snapshot:
+                await conn.execution_options(**{NO_BEGIN: True})
+                return await conn.run_sync(work)
+            async with conn.begin():
+                return await conn.run_sync(work)
+
+    async def run_write(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` in one transaction, committed or rolled back whole (`transaction()`
+        for Core; module docstring), behind the same in-process queue for SQLite's write lock."""
+        if self._write_lock is None:
+            async with self.hot_engine.begin() as conn:
+                return await conn.run_sync(work)
+        async with self._write_lock:
+            if self.sync_engine is None or self._write_thread is None:
+                async with self.engine.begin() as conn:
+                    return await conn.run_sync(work)
+            return await asyncio.get_running_loop().run_in_executor(self._write_thread, self._write, work)
+
+    def _read(self, work: Callable[[Connection], T], snapshot: bool) -> T:
+        conn = self._thread_connection()
+        try:
+            if snapshot:
+                conn.exec_driver_sql("BEGIN")  # the connection's own BEGIN stands down (NO_BEGIN)
+            return work(conn)
+        except BaseException:
+            self._drop_thread_connection()
+            raise
+        finally:
+            if not conn.closed:
+                conn.rollback()
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        conn = self._thread_connection(write=True)
+        try:
+            with conn.begin():
+                return work(conn)
+        except BaseException:
+            self._drop_thread_connection()
+            raise
+
+    def _thread_connection(self, *, write: bool = False) -> Connection:
+        """The calling worker thread's own connection, kept open (a pool check-out and check-in
+        cost as much as the statement); closed by `close()`."""
+        conn: Connection | None = getattr(self._thread_local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            assert self.sync_engine is not None
+            conn = self.sync_engine.connect()
+            conn.execution_options(**({WRITE: True} if write else {NO_BEGIN: True}))
+            self._thread_local.conn = conn
+            with self._thread_connections_lock:
+                self._thread_connections.append(conn)
+        return conn
+
+    def _drop_thread_connection(self) -> None:
+        """After an error the connection may be unusable: the thread's next call opens another."""
+        conn: Connection | None = getattr(self._thread_local, "conn", None)
+        self._thread_local.conn = None
+        if conn is not None:
+            with self._thread_connections_lock:
+                if conn in self._thread_connections:
+                    self._thread_connections.remove(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+
     async def refresh_statistics(self, table: str) -> None:
         """After a bulk load: PostgreSQL plans on stale row counts until autovacuum catches up, and
         picks sequential scans for lookups on a table it believes empty (DEV-1 imports hit this)."""
@@ -125,9 +256,83 @@ class Store:
             await conn.execute(text(f'ANALYZE "{table}"'))
 
     async def close(self) -> None:
-        await self.engine.dispose()
-        if self.read_engine is not self.engine:
-            await self.read_engine.dispose()
+        for threads in (self._read_threads, self._write_thread):
+            if threads is not None:
+                threads.shutdown(wait=True)
+        with self._thread_connections_lock:
+            connections, self._thread_connections = self._thread_connections, []
+        for conn in connections:
+            with contextlib.suppress(Exception):
+                conn.close()
+        if self.sync_engine is not None:
+            self.sync_engine.dispose()
+        for engine in {self.engine, self.read_engine, self.hot_engine}:
+            await engine.dispose()
+
+
+class CompiledSelect:
+    """A Core SELECT that a hot path runs many times, compiled once per dialect and run on the
+    driver itself — sqlite3's cursor, or asyncpg's `fetchrow` (its own prepared-statement cache)
+    through `AdaptedConnection.run_async` — each value passed through the result processor of its
+    column type: the values `Connection.execute(...).first()` gives, without SQLAlchemy's
+    per-execution machinery, which costs several times a point read by key and is paid while
+    holding the GIL the event loop needs. Other drivers get `Connection.execute`.
+
+    A driver error bypasses SQLAlchemy's disconnect detection, so it invalidates the connection:
+    the next use opens a new one."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self.row = _row_type([str(column.key) for column in statement.selected_columns])
+        self._compiled: dict[str, tuple[str, list[tuple[str, Any]], list[Any]]] = {}
+
+    def first(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """The first row (attributes named by the statement's column labels), or None."""
+        dialect = conn.dialect
+        driver = f"{dialect.name}+{dialect.driver}"
+        if driver not in ("sqlite+pysqlite", "postgresql+asyncpg"):
+            return conn.execute(self.statement, params).first()
+        compiled = self._compiled.get(driver)
+        if compiled is None:
+            compiled = self._compiled[driver] = self._compile(dialect)
+        sql, binds, processors = compiled
+        args = [bind(params[name]) if bind else params[name] for name, bind in binds]
+        try:
+            raw = self._fetch(conn, driver, sql, args)
+        except Exception:
+            conn.invalidate()
+            raise
+        if raw is None:
+            return None
+        return self.row._make(value if p is None else p(value) for p, value in zip(processors, raw, strict=True))
+
+    def _compile(self, dialect: Any) -> tuple[str, list[tuple[str, Any]], list[Any]]:
+        compiled = self.statement.compile(dialect=dialect)
+        binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup or ()
+        ]
+        processors = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in self.statement.selected_columns
+        ]
+        return str(compiled), binds, processors
+
+    @staticmethod
+    def _fetch(conn: Connection, driver: str, sql: str, args: list[Any]) -> Any:
+        dbapi_connection: Any = conn.connection.dbapi_connection
+        if driver == "postgresql+asyncpg":
+            return dbapi_connection.run_async(lambda asyncpg_connection: asyncpg_connection.fetchrow(sql, *args))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, args)
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+
+def _row_type(names: list[str]) -> Any:
+    """Rows read by attribute, like SQLAlchemy's, at a tuple's cost."""
+    return namedtuple("Row", names)  # noqa: PYI024 - the fields are known only at run time
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -141,7 +346,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin_deferred(conn: Any) -> None:
+    if conn.get_execution_options().get(NO_BEGIN):
+        return  # `run_read(snapshot=False)`: every statement is its own transaction
     conn.exec_driver_sql("BEGIN")
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """The synchronous engine: reads as `_sqlite_begin_deferred`, writes as `_sqlite_begin_immediate`."""
+    options = conn.get_execution_options()
+    if options.get(WRITE):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif not options.get(NO_BEGIN):
+        conn.exec_driver_sql("BEGIN")
 
 
 def _sqlite_begin_immediate(conn: Any) -> None:
