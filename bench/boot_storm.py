@@ -81,8 +81,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def storm(args: argparse.Namespace, data: Path, admin_url: str, server_pid: int) -> dict[str, Any]:
-    per_model = max(1, args.phones // len(MODELS))
-    mix = ",".join(f"{m}={per_model}" for m in MODELS)
+    counts = [args.phones // len(MODELS) + (1 if i < args.phones % len(MODELS) else 0) for i in range(len(MODELS))]
+    mix = ",".join(f"{m}={n}" for m, n in zip(MODELS, counts, strict=True) if n)
     spec = FleetSpec(
         parse_mix(mix),
         {"zero-touch": 1, "nec": 0, "pec": 0, "wrong-code": 0},
@@ -93,9 +93,9 @@ async def storm(args: argparse.Namespace, data: Path, admin_url: str, server_pid
     phases: dict[str, float] = {}
 
     def progress(phase: str, done: int, total: int) -> None:
-        if done == 0:
+        if phase not in phases:
             phases[phase] = time.perf_counter()
-        elif done == total:
+        if done == total:
             phases[phase + "-end"] = time.perf_counter()
             print(
                 f"  {phase}: {total} in {phases[phase + '-end'] - phases.get(phase, phases[phase + '-end']):.1f} s",
