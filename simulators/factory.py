@@ -25,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from simulators.identity import canonical_mac
 
-__all__ = ["FactoryCredentials", "ManufacturerCA", "issue_factory_certificate", "thumbprint"]
+__all__ = ["FactoryCredentials", "ManufacturerCA", "issue_factory_certificate", "self_signed_ca", "thumbprint"]
 
 FACTORY_DAYS = 20 * 365
 SKEW = timedelta(minutes=5)
@@ -67,40 +67,7 @@ class ManufacturerCA:
         cls, common_name: str = "Foreign Manufacturer CA", organization: str = "Foreign Devices Ltd"
     ) -> ManufacturerCA:
         """A fresh self-signed CA (for foreign-certificate tests)."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.now(UTC)
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            ]
-        )
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - SKEW)
-            .not_valid_after(now + timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
+        key, cert = self_signed_ca(common_name, organization, datetime.now(UTC) - SKEW)
         key_pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -171,6 +138,47 @@ class ManufacturerCA:
         )
         return FactoryCredentials(key_pem, cert.public_bytes(serialization.Encoding.PEM),
                                   hashlib.sha256(der).hexdigest().upper())
+
+
+def self_signed_ca(
+    common_name: str, organization: str, not_before: datetime, days: int = 3650
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new ECDSA P-256 CA certificate signing itself: certificates and CRLs only (the lab's
+    manufacturer, file-server and other harness CAs)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
 
 
 @cache
