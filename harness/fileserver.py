@@ -30,14 +30,12 @@ import base64
 import binascii
 import ipaddress
 import mimetypes
-import ssl
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -46,6 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from harness.listen import server_context, start_sites
 from simulators.factory import self_signed_ca
 
 __all__ = ["CERT_MODES", "CertMode", "FileServer", "RequestRecord", "ServerCertificates", "make_certificates"]
@@ -189,19 +188,9 @@ class FileServer:
     async def start(self) -> FileServer:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            http = web.TCPSite(runner, self.host, 0)
-            await http.start()
-            https = web.TCPSite(runner, self.host, 0, ssl_context=self._ssl_context())
-            await https.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self.http_port = _port(http)
-        self.https_port = _port(https)
-        self._runner = runner
+        self._runner, (self.http_port, self.https_port) = await start_sites(
+            app, self.host, [None, server_context(self.certificates.cert_pem, self.certificates.key_pem)]
+        )
         return self
 
     async def stop(self) -> None:
@@ -214,15 +203,6 @@ class FileServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        with tempfile.TemporaryDirectory(prefix="enrollab-files-") as tmp:
-            chain = Path(tmp) / "server.pem"
-            chain.write_bytes(self.certificates.cert_pem + self.certificates.key_pem)
-            context.load_cert_chain(chain)
-        return context
 
     def _lookup(self, path: str) -> bytes | None:
         if self.root is None:
@@ -267,8 +247,3 @@ class FileServer:
         return web.Response(body=data, content_type=content_type or "application/octet-stream")
 
 
-def _port(site: web.TCPSite) -> int:
-    server = site._server
-    assert server is not None
-    sockets: list[Any] = list(getattr(server, "sockets", None) or [])
-    return int(sockets[0].getsockname()[1])

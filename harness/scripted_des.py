@@ -50,12 +50,10 @@ import inspect
 import ipaddress
 import json
 import ssl
-import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -67,6 +65,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from harness.listen import server_context, start_sites
 from server.pki.authority import CertificateAuthority, name
 from server.pki.keys import certificate_pem, generate_key, private_key_pem
 from simulators.clock import iso
@@ -441,17 +440,7 @@ class ScriptedDES:
         app.router.add_get(FILES_PATH + "{name:.+}", self._file)
         app.router.add_get(EST_ROOT + "/cacerts", self._cacerts)
         app.router.add_post(EST_ROOT + "/simpleenroll", self._simpleenroll)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.host, 0, ssl_context=self._ssl_context())
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        server: Any = site._server
-        self.port = int(list(server.sockets)[0].getsockname()[1])
-        self._runner = runner
+        self._runner, (self.port,) = await start_sites(app, self.host, [self._ssl_context()])
         return self
 
     async def stop(self) -> None:
@@ -467,15 +456,7 @@ class ScriptedDES:
 
     def _ssl_context(self) -> ssl.SSLContext:
         """Mutual TLS (PROTOCOL §2): TLS 1.2+, a client certificate chaining to the bundle."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        with tempfile.TemporaryDirectory(prefix="enrollab-des-") as tmp:
-            chain = Path(tmp) / "server.pem"
-            chain.write_bytes(self.pki.cert_pem + self.pki.key_pem)
-            context.load_cert_chain(chain)
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(cadata=self.manufacturer_pem)
-        return context
+        return server_context(self.pki.cert_pem, self.pki.key_pem, client_cas=self.manufacturer_pem)
 
     def _record(
         self, request: web.Request, status: int, result: str | None, body: dict[str, Any] | None = None
