@@ -43,9 +43,11 @@ sys.path.insert(0, str(ROOT))
 
 from harness.fileserver import FileServer  # noqa: E402
 from harness.fleet_run import FILES_HOST, _pki_files, _target, provisioning_files  # noqa: E402
+from harness.loop import loop_name  # noqa: E402
+from harness.loop import run as run_loop  # noqa: E402
 from simulators.factory import ManufacturerCA  # noqa: E402
-from simulators.fleet import FleetSpec, run_fleet  # noqa: E402
-from simulators.mix import parse_mix  # noqa: E402
+from simulators.fleet import FleetSpec, FleetTarget, run_fleet  # noqa: E402
+from simulators.mix import parse_mix, parse_shard  # noqa: E402
 
 PASSWORD = "Bench-Storm-Pw-1"  # noqa: S105 - a throwaway server
 MODELS = ("J179@4.1.11.0.9", "J139@4.1.11.0.9", "K175@3.1", "K155-HW3@3.2", "B199@1.0.4.0", "CU360@11.4.0.20")
@@ -80,48 +82,132 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def storm(args: argparse.Namespace, data: Path, admin_url: str, server_pid: int) -> dict[str, Any]:
+def fleet_spec(args: argparse.Namespace, shard: str | None) -> FleetSpec:
     counts = [args.phones // len(MODELS) + (1 if i < args.phones % len(MODELS) else 0) for i in range(len(MODELS))]
     mix = ",".join(f"{m}={n}" for m, n in zip(MODELS, counts, strict=True) if n)
-    spec = FleetSpec(
+    return FleetSpec(
         parse_mix(mix),
         {"zero-touch": 1, "nec": 0, "pec": 0, "wrong-code": 0},
         seed=args.seed,
-        concurrency=args.concurrency,
+        shard=parse_shard(shard) if shard else None,
+        concurrency=max(1, args.concurrency // args.processes),
         group=1,
     )
-    phases: dict[str, float] = {}
 
-    def progress(phase: str, done: int, total: int) -> None:
-        if phase not in phases:
-            phases[phase] = time.perf_counter()
-        if done == total:
-            phases[phase + "-end"] = time.perf_counter()
-            print(
-                f"  {phase}: {total} in {phases[phase + '-end'] - phases.get(phase, phases[phase + '-end']):.1f} s",
-                flush=True,
-            )
 
+async def storm(args: argparse.Namespace, data: Path, admin_url: str, server_pid: int) -> dict[str, Any]:
+    """The file server in this process; the phones in `--processes` worker processes, one shard
+    each, which arrange their share, then boot when this process says go (all at once)."""
     async with FileServer(provisioning_files(), cert_mode="public", hostnames=(FILES_HOST,)) as files:
         target = _target(admin_url, "admin", PASSWORD, _pki_files(data), files)
-        server_cpu0, client_cpu0 = cpu_seconds(server_pid), time.process_time()
-        result = await run_fleet(spec, target, progress=progress)
-        server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu0, time.process_time() - client_cpu0
-        baseline = await bare_tls(target, result.device_url, min(args.phones, args.baseline), args.concurrency)
-    seconds = sorted(p.seconds for p in result.phones)
+        workers = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "--worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 26,  # the results line holds every phone's time
+            )
+            for _ in range(args.processes)
+        ]
+        for i, worker in enumerate(workers):
+            order = {"args": vars(args), "shard": f"{i}/{args.processes}", "target": _target_json(target)}
+            assert worker.stdin is not None
+            worker.stdin.write(json.dumps(order).encode() + b"\n")
+            await worker.stdin.drain()
+        t0 = time.perf_counter()
+        for worker in workers:  # each says "ready" once its phones are arranged
+            assert worker.stdout is not None
+            if (await worker.stdout.readline()).strip() != b"ready":
+                raise SystemExit("a fleet worker failed before booting")
+        print(f"  certificates + arrangement ({args.processes} workers): {time.perf_counter() - t0:.1f} s", flush=True)
+        own_cpu0, server_cpu0 = time.process_time(), cpu_seconds(server_pid)
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write(b"go\n")
+            await worker.stdin.drain()
+        outs = []
+        for worker in workers:
+            assert worker.stdout is not None
+            line = await worker.stdout.readline()
+            if await worker.wait() != 0 or not line:
+                raise SystemExit("a fleet worker failed while booting")
+            outs.append(json.loads(line))
+        server_cpu, files_cpu = cpu_seconds(server_pid) - server_cpu0, time.process_time() - own_cpu0
+        boot = max(o["end"] for o in outs) - min(o["start"] for o in outs)
+        device_url = outs[0]["device_url"]
+        baseline = await bare_tls(target, device_url, min(args.phones, args.baseline), args.concurrency)
+    seconds = sorted(s for o in outs for s in o["seconds"])
+    phones = len(seconds)
+    print(f"  booting: {phones} in {boot:.1f} s", flush=True)
     return {
-        "phones": len(result.phones),
-        "unexpected": len(result.unexpected),
-        "boot_seconds": result.boot_seconds,
-        "wall_seconds": result.wall_seconds,
-        "phones_per_second": len(result.phones) / result.boot_seconds,
+        "phones": phones,
+        "unexpected": sum(o["unexpected"] for o in outs),
+        "boot_seconds": boot,
+        "wall_seconds": max(o["wall"] for o in outs),
+        "phones_per_second": phones / boot,
         "p50_ms": 1000 * statistics.median(seconds),
-        "p99_ms": 1000 * seconds[int(0.99 * (len(seconds) - 1))],
-        "fleet_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "fleet_cpu_s": client_cpu,
+        "p99_ms": 1000 * seconds[int(0.99 * (phones - 1))],
+        "fleet_peak_rss_mb": sum(o["peak_rss_mb"] for o in outs),
+        "fleet_cpu_s": sum(o["cpu"] for o in outs),
+        "files_cpu_s": files_cpu,
         "server_cpu_s": server_cpu,
         "baseline_tls_per_second": baseline,
     }
+
+
+def _target_json(target: FleetTarget) -> dict[str, Any]:
+    return {
+        "admin_url": target.admin_url,
+        "admin_login": target.admin_login,
+        "admin_password": target.admin_password,
+        "manufacturer_key_pem": target.manufacturer_key_pem.decode(),
+        "manufacturer_cert_pem": target.manufacturer_cert_pem.decode(),
+        "public_roots": [pem.decode() for pem in target.public_roots],
+        "provisioning_url": target.provisioning_url,
+        "hosts": dict(target.hosts),
+    }
+
+
+async def worker_main() -> None:
+    """One fleet worker (`--worker`): its order on stdin, "ready" after arranging, boots on "go",
+    then one JSON line of results."""
+    loop = asyncio.get_running_loop()
+    order = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
+    args = argparse.Namespace(**order["args"])
+    t = order["target"]
+    target = FleetTarget(
+        admin_url=t["admin_url"],
+        admin_login=t["admin_login"],
+        admin_password=t["admin_password"],
+        manufacturer_key_pem=t["manufacturer_key_pem"].encode(),
+        manufacturer_cert_pem=t["manufacturer_cert_pem"].encode(),
+        public_roots=[pem.encode() for pem in t["public_roots"]],
+        provisioning_url=t["provisioning_url"],
+        hosts=t["hosts"],
+    )
+    marks: dict[str, float] = {}
+
+    async def go() -> None:
+        print("ready", flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)
+        marks["cpu"] = time.process_time()
+        marks["start"] = time.monotonic()
+
+    result = await run_fleet(fleet_spec(args, order["shard"]), target, before_boot=go)
+    end, cpu = time.monotonic(), time.process_time() - marks["cpu"]
+    out = {
+        "start": marks["start"],
+        "end": end,
+        "wall": result.wall_seconds,
+        "cpu": cpu,
+        "seconds": [p.seconds for p in result.phones],
+        "unexpected": len(result.unexpected),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device_url": result.device_url,
+    }
+    print(json.dumps(out), flush=True)
 
 
 async def bare_tls(target: Any, device_url: str, n: int, concurrency: int) -> float:
@@ -203,13 +289,22 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--baseline", type=int, default=3_000, help="connections for the bare-TLS baseline")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="fleet worker processes, one shard each (default: one per CPU)",
+    )
+    if sys.argv[1:] == ["--worker"]:
+        run_loop(worker_main())
+        return
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+    print(f"machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; event loop {loop_name()}")
     with tempfile.TemporaryDirectory(prefix="enrollab-storm-") as tmp:
         proc, admin_url = start_server(Path(tmp) / "data")
         try:
             print(f"storm: {args.phones} phones, concurrency {args.concurrency}, server pid {proc.pid}", flush=True)
-            s = asyncio.run(storm(args, Path(tmp) / "data", admin_url, proc.pid))
+            s = run_loop(storm(args, Path(tmp) / "data", admin_url, proc.pid))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -220,8 +315,8 @@ def main() -> None:
     )
     print(f"       whole run {s['wall_seconds']:.1f} s (certificates + import + arrangement + boot)")
     print(
-        f"       fleet peak RSS {s['fleet_peak_rss_mb']:.0f} MB; CPU s: fleet {s['fleet_cpu_s']:.0f}, "
-        f"server {s['server_cpu_s']:.0f}"
+        f"       fleet peak RSS {s['fleet_peak_rss_mb']:.0f} MB (sum of {args.processes} workers); CPU s of the boot: "
+        f"fleet {s['fleet_cpu_s']:.0f}, file server {s['files_cpu_s']:.0f}, server {s['server_cpu_s']:.0f}"
     )
     print(
         f"baseline: bare mutual TLS + trivial request {s['baseline_tls_per_second']:.0f} connections/s; "

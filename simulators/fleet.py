@@ -18,7 +18,7 @@ import json
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -160,7 +160,11 @@ async def run_fleet(
     jsonl: IO[str] | None = None,
     capabilities: Capabilities | None = None,
     label: str | None = None,
+    before_boot: Callable[[], Awaitable[None]] | None = None,
 ) -> FleetResult:
+    """Roster, certificates, arrangement, then the boot (module docstring). `before_boot` is
+    awaited between arrangement and boot: shards in several processes or machines arrange
+    each on their own, then start booting together (`bench/boot_storm.py`)."""
     caps = capabilities or Capabilities.load()
     started = time.perf_counter()
     members = list(roster(spec.groups, spec.weights, spec.seed, spec.shard, caps))
@@ -202,6 +206,8 @@ async def run_fleet(
         ignore_http_refusal="ignore-http-refusal" in spec.faults,
         corrupt_firmware="corrupt-firmware" in spec.faults,
     )
+    if before_boot is not None:
+        await before_boot()
     boot_started = time.perf_counter()
     async with env:  # one HTTP session for the whole fleet
         results = await _boot_all(members, certs, arranged, env, spec, caps, report, jsonl, faults)
