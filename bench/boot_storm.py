@@ -1,20 +1,24 @@
 """Boot storm (issue 4): N simulated phones against the reference server on this machine, and the
 memory of M idle phones — with baselines measured in the same run.
 
-Part 1, the storm: `enrollab serve` runs as its own process (SQLite, temporary directory); this
-process arranges N zero-touch phones through the admin API, then boots them all (`--concurrency`
-at once): each phone enrolls over mutual TLS with its own factory certificate, then fetches its
-upgrade script, settings and MAC file over HTTPS from the harness's file server (in this
-process). Printed: wall time of the boot phase, phones/s, p50/p99 per phone, peak RSS of the
-fleet process and CPU seconds of both processes. Baseline, same run, same server: the bare
-mutual-TLS rate — as many new connections with factory certificates, each sending one trivial
-request (answered 404 by the device listener's router, no application code) — and the ratio.
+Part 1, the storm: `enrollab serve` runs as its own process (SQLite, temporary directory). The
+phones run in `--processes` fleet workers (default: one per CPU; one Python process drives
+about one core, and a storm is CPU-bound), each a shard of the same roster (`--shard I/N`):
+each worker issues its phones' factory certificates and arranges them as zero-touch through the
+admin API, says it is ready, and all start booting when this process says go. Each phone
+enrolls over mutual TLS with its own factory certificate, then fetches its upgrade script,
+settings and MAC file over HTTPS from the harness's file server (in this process). Printed:
+wall time of the boot phase (first start to last phone done), phones/s, p50/p99 per phone,
+peak RSS of the fleet workers (summed), and CPU seconds of the boot: fleet workers, file
+server, server. Baseline, same run, same server: the bare mutual-TLS rate — as many new
+connections with factory certificates, each sending one trivial request (answered 404 by the
+device listener's router, no application code) — and the ratio.
 
 Part 2, idle phones: a fresh interpreter builds M `Phone` objects (identity, credentials as
 separate PEM byte strings, user, shared environment), never booted; printed: bytes per phone by
 RSS and by tracemalloc, against a baseline of M bare `PhoneIdentity` objects.
 
-    .venv/bin/python bench/boot_storm.py [--phones 10000] [--idle 100000] [--concurrency 128]
+    .venv/bin/python bench/boot_storm.py [--phones 10000] [--idle 100000] [--concurrency 128] [--processes 2]
 
 Aims (issue 4): 10,000 phones in 60 s or less; 20 KB or less per idle phone.
 """
@@ -43,8 +47,6 @@ sys.path.insert(0, str(ROOT))
 
 from harness.fileserver import FileServer  # noqa: E402
 from harness.fleet_run import FILES_HOST, _pki_files, _target, provisioning_files  # noqa: E402
-from harness.loop import loop_name  # noqa: E402
-from harness.loop import run as run_loop  # noqa: E402
 from simulators.factory import ManufacturerCA  # noqa: E402
 from simulators.fleet import FleetSpec, FleetTarget, run_fleet  # noqa: E402
 from simulators.mix import parse_mix, parse_shard  # noqa: E402
@@ -296,15 +298,15 @@ def main() -> None:
         help="fleet worker processes, one shard each (default: one per CPU)",
     )
     if sys.argv[1:] == ["--worker"]:
-        run_loop(worker_main())
+        asyncio.run(worker_main())
         return
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; event loop {loop_name()}")
+    print(f"machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="enrollab-storm-") as tmp:
         proc, admin_url = start_server(Path(tmp) / "data")
         try:
             print(f"storm: {args.phones} phones, concurrency {args.concurrency}, server pid {proc.pid}", flush=True)
-            s = run_loop(storm(args, Path(tmp) / "data", admin_url, proc.pid))
+            s = asyncio.run(storm(args, Path(tmp) / "data", admin_url, proc.pid))
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -13,7 +13,6 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from harness.loop import run as run_loop
 from server.domain.errors import DomainError
 
 if TYPE_CHECKING:
@@ -178,19 +177,8 @@ def _demo_conformance(out: Console, report_dir: Path) -> int:
     )
     enrollab = Path(sys.executable).with_name("enrollab")
     done = subprocess.run(  # noqa: S603 - our own entry point
-        [
-            str(enrollab),
-            "conformance",
-            "run",
-            "--target",
-            "sim",
-            "--suite",
-            "all",
-            "--lab",
-            str(lab),
-            "--report-dir",
-            str(report_dir),
-        ],
+        [str(enrollab), "conformance", "run", "--target", "sim", "--suite", "all", "--lab", str(lab),
+         "--report-dir", str(report_dir)],
         capture_output=True,
         text=True,
         check=False,
@@ -231,7 +219,7 @@ def _demo_fleet(out: Console) -> int:
         "(zero-touch, NEC, PEC, wrong codes), on a fresh embedded server"
     )
     spec = FleetSpec(groups, {"zero-touch": 1, "nec": 1, "pec": 1, "wrong-code": 1}, seed=1, concurrency=64, group=1)
-    result = run_loop(run_with_progress(spec, ServerChoice(None, None, "admin", None), out, None))
+    result = asyncio.run(run_with_progress(spec, ServerChoice(None, None, "admin", None), out, None))
     print_summary(result, out, compact=True)
     return len(result.unexpected)
 
@@ -429,7 +417,7 @@ def revoke(data_dir: Path, thumbprint: str | None, serial: str | None) -> None:
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
     try:
-        run_loop(coro)
+        asyncio.run(coro)
     except DomainError as err:
         console.print(f"[red]error[/] {err.error}: {err.detail}")
         sys.exit(2)

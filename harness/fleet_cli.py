@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from pathlib import Path
@@ -12,7 +13,6 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from harness.loop import run as run_loop
 from simulators.admin_client import AdminError
 from simulators.arrange import ArrangeError
 from simulators.fleet import FAULTS, FleetSpec
@@ -136,7 +136,7 @@ def run(
             except OSError as exc:
                 _fail("cannot-write", f"cannot write {out}: {exc.strerror or exc}")
         try:
-            result = run_loop(run_with_progress(spec, choice, console, sink))
+            result = asyncio.run(run_with_progress(spec, choice, console, sink))
         except FleetSetupError as exc:
             _fail(exc.error, exc.detail)
             return
