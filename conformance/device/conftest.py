@@ -36,6 +36,7 @@ import pytest_asyncio
 from conformance.device.observability import observable
 from harness.errors import HarnessError
 from harness.outcomes import not_applicable
+from harness.pytest_plugin import add_evidence
 from harness.scripted_des import ScriptedDES
 from simulators.capabilities import Capabilities
 
@@ -105,14 +106,6 @@ def enrolling_with(dut: Any, des: ScriptedDES) -> Iterator[None]:
             roots.remove(des.ca_pem)
 
 
-def _add_http_evidence(request: pytest.FixtureRequest, exchanges: list[dict[str, Any]]) -> None:
-    from harness import pytest_plugin
-
-    state = request.node.stash.get(pytest_plugin.STATE_KEY, None)
-    if state is not None:
-        state.http.extend(exchanges)
-
-
 @pytest_asyncio.fixture(loop_scope="function")
 async def des(request: pytest.FixtureRequest, dut: Any, enrollment_server: Any) -> AsyncIterator[ScriptedDES]:
     """The scripted enrollment server of this test (module docstring)."""
@@ -127,5 +120,5 @@ async def des(request: pytest.FixtureRequest, dut: Any, enrollment_server: Any) 
         with enrolling_with(dut, server):
             yield server
     finally:
-        _add_http_evidence(request, server.exchanges())
+        add_evidence(request.node, http=server.exchanges())
         await server.stop()

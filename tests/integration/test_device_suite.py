@@ -158,6 +158,12 @@ def test_the_device_suite_shows_appendix_a_on_representative_devices(tmp_path: P
     # Negative checks name no feature, so they never touch the matrix.
     negatives = [t for t in doc["tests"] if t["name"] in negative_checks()]
     assert negatives and all(t["feature"] is None for t in negatives)
+    # Tests against the scripted enrollment server carry its exchanges as evidence.
+    est_test = "test_identity_certificate_enrolled_by_est"
+    est = [t for t in doc["tests"] if t["name"] == est_test and t["outcome"] == "pass"]
+    assert est and all(
+        any(e.get("url", "").endswith("/device/v1/enroll") for e in t["evidence"]["http"]) for t in est
+    ), est[:1]
 
 
 @pytest.mark.slow
