@@ -9,8 +9,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
+
+from sqlalchemy import text
 
 from harness.fileserver import FileServer
 from harness.fleet_run import FILES_HOST, _pki_files, _target, provisioning_files, summary_table
@@ -87,6 +90,27 @@ async def test_a_phone_that_ignores_its_group_is_reported_unexpected(server: Run
     result, _ = await fleet(server, spec)
     unexpected = {(p.member.model, p.group, p.expected.group) for p in result.unexpected}
     assert unexpected == {("J179", 0, 7)}  # the B199 has no group feature: 0 was right for it
+
+
+async def test_before_boot_runs_after_the_arrangement_and_before_any_phone_boots(server: Running) -> None:
+    """Shards that start together (bench/boot_storm.py): the hook sees every phone arranged on the
+    server and none enrolled yet; every phone's first event comes after it."""
+    seen: dict[str, object] = {}
+    async with FileServer(provisioning_files(), cert_mode="public", hostnames=(FILES_HOST,)) as files:
+        pki = server.opened.ctx.pki
+        assert pki is not None
+        target = _target(server.admin_url, "admin", ADMIN_PASSWORD, _pki_files(pki.layout.root.parent), files)
+
+        async def hook() -> None:
+            async with server.opened.ctx.store.reading() as session:
+                rows = (await session.execute(text("SELECT COUNT(*), COUNT(last_contact) FROM devices"))).one()
+            seen["devices"], seen["contacted"], seen["at"] = rows[0], rows[1], time.time()
+
+        spec = FleetSpec(parse_mix("J179@4.1.11.0.9=3"), {"zero-touch": 1, "nec": 0, "pec": 0, "wrong-code": 0})
+        result = await run_fleet(spec, target, before_boot=hook)
+    assert (seen["devices"], seen["contacted"]) == (3, 0)
+    assert all(p.result == "provisioned" for p in result.phones)
+    assert min(p.events[0]["t"] for p in result.phones) >= seen["at"]  # type: ignore[operator]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
