@@ -113,29 +113,36 @@ async def storm(args: argparse.Namespace, data: Path, admin_url: str, server_pid
             )
             for _ in range(args.processes)
         ]
-        for i, worker in enumerate(workers):
-            order = {"args": vars(args), "shard": f"{i}/{args.processes}", "target": _target_json(target)}
-            assert worker.stdin is not None
-            worker.stdin.write(json.dumps(order).encode() + b"\n")
-            await worker.stdin.drain()
-        t0 = time.perf_counter()
-        for worker in workers:  # each says "ready" once its phones are arranged
-            assert worker.stdout is not None
-            if (await worker.stdout.readline()).strip() != b"ready":
-                raise SystemExit("a fleet worker failed before booting")
-        print(f"  certificates + arrangement ({args.processes} workers): {time.perf_counter() - t0:.1f} s", flush=True)
-        own_cpu0, server_cpu0 = time.process_time(), cpu_seconds(server_pid)
-        for worker in workers:
-            assert worker.stdin is not None
-            worker.stdin.write(b"go\n")
-            await worker.stdin.drain()
-        outs = []
-        for worker in workers:
-            assert worker.stdout is not None
-            line = await worker.stdout.readline()
-            if await worker.wait() != 0 or not line:
-                raise SystemExit("a fleet worker failed while booting")
-            outs.append(json.loads(line))
+        try:
+            for i, worker in enumerate(workers):
+                order = {"args": vars(args), "shard": f"{i}/{args.processes}", "target": _target_json(target)}
+                assert worker.stdin is not None
+                worker.stdin.write(json.dumps(order).encode() + b"\n")
+                await worker.stdin.drain()
+            t0 = time.perf_counter()
+            for worker in workers:  # each says "ready" once its phones are arranged
+                assert worker.stdout is not None
+                if (await worker.stdout.readline()).strip() != b"ready":
+                    raise SystemExit("a fleet worker failed before booting")
+            prepared = time.perf_counter() - t0
+            print(f"  certificates + arrangement ({args.processes} workers): {prepared:.1f} s", flush=True)
+            own_cpu0, server_cpu0 = time.process_time(), cpu_seconds(server_pid)
+            for worker in workers:
+                assert worker.stdin is not None
+                worker.stdin.write(b"go\n")
+                await worker.stdin.drain()
+            outs = []
+            for worker in workers:
+                assert worker.stdout is not None
+                line = await worker.stdout.readline()
+                if await worker.wait() != 0 or not line:
+                    raise SystemExit("a fleet worker failed while booting")
+                outs.append(json.loads(line))
+        finally:  # a worker that failed must not leave the others waiting (or booting) on their own
+            for worker in workers:
+                if worker.returncode is None:
+                    worker.kill()
+                    await worker.wait()
         server_cpu, files_cpu = cpu_seconds(server_pid) - server_cpu0, time.process_time() - own_cpu0
         boot = max(o["end"] for o in outs) - min(o["start"] for o in outs)
         device_url = outs[0]["device_url"]
@@ -193,7 +200,8 @@ async def worker_main() -> None:
 
     async def go() -> None:
         print("ready", flush=True)
-        await loop.run_in_executor(None, sys.stdin.readline)
+        if (await loop.run_in_executor(None, sys.stdin.readline)).strip() != "go":
+            raise SystemExit(1)  # the bench gave up: boot nothing
         marks["cpu"] = time.process_time()
         marks["start"] = time.monotonic()
 
