@@ -26,12 +26,12 @@ from tests.conftest import ADMIN_PASSWORD
 EQUAL = {"zero-touch": 1, "nec": 1, "pec": 1, "wrong-code": 1}
 
 
-async def fleet(server: Running, spec: FleetSpec, out: io.StringIO | None = None):  # type: ignore[no-untyped-def]
+async def fleet(server: Running, spec: FleetSpec, out: io.StringIO | None = None, before_boot=None):  # type: ignore[no-untyped-def]
     async with FileServer(provisioning_files(), cert_mode="public", hostnames=(FILES_HOST,)) as files:
         pki = server.opened.ctx.pki
         assert pki is not None
         target = _target(server.admin_url, "admin", ADMIN_PASSWORD, _pki_files(pki.layout.root.parent), files)
-        return await run_fleet(spec, target, jsonl=out), files
+        return await run_fleet(spec, target, jsonl=out, before_boot=before_boot), files
 
 
 async def test_every_model_at_versions_on_both_sides_of_each_minimum_does_what_appendix_a_predicts(
@@ -96,18 +96,14 @@ async def test_before_boot_runs_after_the_arrangement_and_before_any_phone_boots
     """Shards that start together (bench/boot_storm.py): the hook sees every phone arranged on the
     server and none enrolled yet; every phone's first event comes after it."""
     seen: dict[str, object] = {}
-    async with FileServer(provisioning_files(), cert_mode="public", hostnames=(FILES_HOST,)) as files:
-        pki = server.opened.ctx.pki
-        assert pki is not None
-        target = _target(server.admin_url, "admin", ADMIN_PASSWORD, _pki_files(pki.layout.root.parent), files)
 
-        async def hook() -> None:
-            async with server.opened.ctx.store.reading() as session:
-                rows = (await session.execute(text("SELECT COUNT(*), COUNT(last_contact) FROM devices"))).one()
-            seen["devices"], seen["contacted"], seen["at"] = rows[0], rows[1], time.time()
+    async def hook() -> None:
+        async with server.opened.ctx.store.reading() as session:
+            rows = (await session.execute(text("SELECT COUNT(*), COUNT(last_contact) FROM devices"))).one()
+        seen["devices"], seen["contacted"], seen["at"] = rows[0], rows[1], time.time()
 
-        spec = FleetSpec(parse_mix("J179@4.1.11.0.9=3"), {"zero-touch": 1, "nec": 0, "pec": 0, "wrong-code": 0})
-        result = await run_fleet(spec, target, before_boot=hook)
+    spec = FleetSpec(parse_mix("J179@4.1.11.0.9=3"), {"zero-touch": 1, "nec": 0, "pec": 0, "wrong-code": 0})
+    result, _ = await fleet(server, spec, before_boot=hook)
     assert (seen["devices"], seen["contacted"]) == (3, 0)
     assert all(p.result == "provisioned" for p in result.phones)
     assert min(p.events[0]["t"] for p in result.phones) >= seen["at"]  # type: ignore[operator]
