@@ -101,11 +101,30 @@ def redact(text: str) -> str:
     new_password or client_secret, quoted or not), Authorization headers, bearer tokens and
     PEM private keys.
     """
-    text = _PRIVATE_KEY.sub("[private key redacted]", text)
-    text = _URL_PASSWORD.sub(rf"\g<prefix>:{MASK}@", text)
-    text = _AUTHORIZATION.sub(rf"\g<prefix>{MASK}", text)
-    text = _BEARER.sub(rf"\g<prefix>{MASK}", text)
-    return _KEY_VALUE.sub(_mask_value, text)
+    return _redact(text, screened=True)
+
+
+# What each pattern cannot match without (checked on ASCII text, where IGNORECASE is plain
+# lower-casing; other text goes through every pattern): most messages need no pattern at all,
+# and running all five costs an enrollment's audit entry ~0.1 ms. `screened=False` runs every
+# pattern (the reference the screening is tested against).
+_SENSITIVE_WORDS = ("pass", "pwd", "secret", "token", "otp", "api", "pin")
+
+
+def _redact(text: str, *, screened: bool) -> str:
+    plain = screened and text.isascii()
+    lower = text.lower() if plain else ""
+    if not plain or "PRIVATE KEY-----" in text:
+        text = _PRIVATE_KEY.sub("[private key redacted]", text)
+    if not plain or ("://" in text and "@" in text):
+        text = _URL_PASSWORD.sub(rf"\g<prefix>:{MASK}@", text)
+    if not plain or "authorization" in lower:
+        text = _AUTHORIZATION.sub(rf"\g<prefix>{MASK}", text)
+    if not plain or "Bearer" in text:
+        text = _BEARER.sub(rf"\g<prefix>{MASK}", text)
+    if not plain or (("=" in text or ":" in text) and any(word in lower for word in _SENSITIVE_WORDS)):
+        text = _KEY_VALUE.sub(_mask_value, text)
+    return text
 
 
 def _mask_value(match: re.Match[str]) -> str:

@@ -12,9 +12,13 @@ Decisions:
   Everything else (the admin API's ORM sessions) stays on the async engines.
 - PostgreSQL: the admin API's pool pings a connection before each use; SQLAlchemy's asyncpg ping
   is BEGIN, `;`, ROLLBACK (pgbouncer-safe), three round trips, more than an enrollment's read
-  itself. `run_read` / `run_write` use their own pool without the ping (and recycle connections
-  after 30 minutes): a connection that died with the server fails the one call that meets it,
-  and SQLAlchemy then renews the pool. That pool has a fixed size (`HOT_POOL`).
+  itself. The hot path instead keeps up to `HOT_POOL` connections checked out
+  (`server.store.hot`), without the ping: a connection that died with the server fails the one
+  call that meets it and is replaced.
+- Hot reads are plans (`ReadPlan`): generators that yield `(CompiledSelect, params)` and are sent
+  each row back, so that the deciding code is written once and each backend runs it its own way
+  — on SQLite in a worker thread on one snapshot, on PostgreSQL on the asyncpg connection
+  itself, in the event loop, without SQLAlchemy's per-use machinery or a greenlet hop.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import asyncio
 import contextlib
 import threading
 from collections import namedtuple
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,18 +40,23 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from server.domain.errors import DomainError
+from server.store.hot import HotConnections
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 NO_BEGIN = "enrollab_no_begin"  # execution option: no BEGIN, each statement on its own (`Store.run_read`)
 WRITE = "enrollab_write"  # execution option: BEGIN IMMEDIATE (`Store.run_write` on SQLite)
 READ_THREADS = 4  # SQLite readers run at once (sqlite3 lets go of the GIL while it reads)
-# PostgreSQL connections of `run_read` / `run_write`, and no more: a pool that opens extra
-# connections under a burst closes them again when they come back, and each new connection
-# costs a backend, authentication, cold caches and SQLAlchemy's set-up queries (a burst of 32
-# enrollments opened one every four enrollments). Above this many, a caller waits its turn.
+# PostgreSQL connections of `run_plan` / `run_read` / `run_write`, kept open, and no more: each
+# new connection costs a backend, authentication, cold caches and SQLAlchemy's set-up queries (a
+# pool that opened extra ones under a burst of 32 enrollments opened one every four
+# enrollments). Above this many, a caller waits its turn.
 HOT_POOL = 12
 
 T = TypeVar("T")
+Query = tuple["CompiledSelect", dict[str, Any]]
+# A hot read (module docstring): yields the point reads it needs, one at a time, is sent each
+# one's row (or None), and returns its answer.
+ReadPlan = Generator[Query, Any, T]
 
 
 def async_url(url: str) -> str:
@@ -104,9 +113,11 @@ class Store:
         # `run_read` / `run_write` on PostgreSQL: a pool without the ping before each use (module
         # docstring). Engines connect lazily: a store that never enrolls opens no connection here.
         self.hot_engine = self.engine
+        self.hot: HotConnections | None = None
         if not self.is_sqlite:
-            hot = {**kwargs, "pool_size": HOT_POOL, "max_overflow": 0, "pool_pre_ping": False, "pool_recycle": 1800}
+            hot = {**kwargs, "pool_size": HOT_POOL, "max_overflow": 0, "pool_pre_ping": False}
             self.hot_engine = create_async_engine(aurl, **hot)
+            self.hot = HotConnections(self.hot_engine, HOT_POOL)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
@@ -168,6 +179,23 @@ class Store:
         async with self.read_sessions() as session, session.begin():
             yield session
 
+    async def run_plan(self, plan: ReadPlan[T], *, snapshot: bool = True) -> T:
+        """The answer of a hot read `plan` (module docstring). With `snapshot` its reads see one
+        state of the database on SQLite; on PostgreSQL (READ COMMITTED) each read sees the latest
+        committed state, in a transaction or not, so no transaction is opened there."""
+        if self.hot is not None:
+            async with self.hot.connection() as hot:
+                dialect = self.hot_engine.dialect
+                try:
+                    query = next(plan)
+                    while True:
+                        select, params = query
+                        query = plan.send(await select.first_async(hot.driver, dialect, params))
+                except StopIteration as done:
+                    answer: T = done.value
+                    return answer
+        return await self.run_read(lambda conn: run_plan(conn, plan), snapshot=snapshot)
+
     async def run_read(self, work: Callable[[Connection], T], *, snapshot: bool = True) -> T:
         """`work(connection)` for reading, never waiting for SQLite's write lock (`reading()` for
         Core; module docstring). With `snapshot=False` no transaction is opened and each statement
@@ -175,11 +203,15 @@ class Store:
         ROLLBACK."""
         if self.sync_engine is not None and self._read_threads is not None:
             return await asyncio.get_running_loop().run_in_executor(self._read_threads, self._read, work, snapshot)
-        if not self.is_sqlite:
+        if self.hot is not None:
             # PostgreSQL (READ COMMITTED) gives each statement its own snapshot, in a transaction or
-            # not; `CompiledSelect` reads outside SQLAlchemy's transaction (no BEGIN, no ROLLBACK).
-            async with self.hot_engine.connect() as conn:
-                return await conn.run_sync(work)
+            # not; the connection is kept, so a transaction SQLAlchemy began is ended here.
+            async with self.hot.connection() as hot:
+                try:
+                    return await hot.connection.run_sync(work)
+                finally:
+                    if hot.connection.in_transaction():
+                        await hot.connection.rollback()
         async with self.read_engine.connect() as conn:
             if not snapshot:
                 await conn.execution_options(**{NO_BEGIN: True})
@@ -190,8 +222,11 @@ class Store:
     async def run_write(self, work: Callable[[Connection], T]) -> T:
         """`work(connection)` in one transaction, committed or rolled back whole (`transaction()`
         for Core; module docstring), behind the same in-process queue for SQLite's write lock."""
+        if self.hot is not None:
+            async with self.hot.connection() as hot, hot.connection.begin():
+                return await hot.connection.run_sync(work)
         if self._write_lock is None:
-            async with self.hot_engine.begin() as conn:
+            async with self.engine.begin() as conn:
                 return await conn.run_sync(work)
         async with self._write_lock:
             if self.sync_engine is None or self._write_thread is None:
@@ -266,6 +301,8 @@ class Store:
                 conn.close()
         if self.sync_engine is not None:
             self.sync_engine.dispose()
+        if self.hot is not None:
+            await self.hot.close()
         for engine in {self.engine, self.read_engine, self.hot_engine}:
             await engine.dispose()
 
@@ -292,16 +329,27 @@ class CompiledSelect:
         driver = f"{dialect.name}+{dialect.driver}"
         if driver not in ("sqlite+pysqlite", "postgresql+asyncpg"):
             return conn.execute(self.statement, params).first()
-        compiled = self._compiled.get(driver)
-        if compiled is None:
-            compiled = self._compiled[driver] = self._compile(dialect)
-        sql, binds, processors = compiled
-        args = [bind(params[name]) if bind else params[name] for name, bind in binds]
+        sql, args, processors = self._bound(driver, dialect, params)
         try:
             raw = self._fetch(conn, driver, sql, args)
         except Exception:
             conn.invalidate()
             raise
+        return self._row(raw, processors)
+
+    async def first_async(self, driver_connection: Any, dialect: Any, params: dict[str, Any]) -> Any:
+        """`first` on an asyncpg connection itself, in the event loop (`Store.run_plan`)."""
+        sql, args, processors = self._bound("postgresql+asyncpg", dialect, params)
+        return self._row(await driver_connection.fetchrow(sql, *args), processors)
+
+    def _bound(self, driver: str, dialect: Any, params: dict[str, Any]) -> tuple[str, list[Any], list[Any]]:
+        compiled = self._compiled.get(driver)
+        if compiled is None:
+            compiled = self._compiled[driver] = self._compile(dialect)
+        sql, binds, processors = compiled
+        return sql, [bind(params[name]) if bind else params[name] for name, bind in binds], processors
+
+    def _row(self, raw: Any, processors: list[Any]) -> Any:
         if raw is None:
             return None
         return self.row._make(value if p is None else p(value) for p, value in zip(processors, raw, strict=True))
@@ -328,6 +376,18 @@ class CompiledSelect:
             return cursor.fetchone()
         finally:
             cursor.close()
+
+
+def run_plan(conn: Connection, plan: ReadPlan[T]) -> T:
+    """Run a hot read `plan` on a synchronous connection, one `CompiledSelect.first` per read."""
+    try:
+        query = next(plan)
+        while True:
+            select, params = query
+            query = plan.send(select.first(conn, params))
+    except StopIteration as done:
+        answer: T = done.value
+        return answer
 
 
 def _row_type(names: list[str]) -> Any:

@@ -9,8 +9,9 @@ Decisions:
 - Look-ups are SQLAlchemy Core statements built once: one joined SELECT gives the device with
   its owner account, site, the site's account, profile and firmware setting; a typed code
   adds one more (NEC with its site, or the PEC's account with the site of that PIN), on the
-  same SQLite snapshot. A lone statement needs no BEGIN. Reads and writes are plain functions
-  of a Core connection run by `Store.run_read` / `run_write` (a worker thread on SQLite).
+  same SQLite snapshot. A lone statement needs no BEGIN. Reads are plans run by `Store.run_plan`
+  (a worker thread on SQLite, the asyncpg connection itself on PostgreSQL); writes are plain
+  functions of a Core connection run by `Store.run_write`.
 - EC-3: an NEC is counted with `UPDATE enrollment_codes SET enrolled = enrolled + 1 WHERE
   site_id = :site AND code = :code AND enrolled < total_devices AND (expires_at IS NULL OR
   expires_at > :now)`; no row -> `LostRace` (the code was used up, expired or regenerated
@@ -87,7 +88,7 @@ from server.domain.lockout import LockoutPolicy
 from server.domain.profiles import ProfileEntry, ServerType
 from server.pki.keys import normalize_thumbprint
 from server.store.audit import audit_values, insert_audit_rows
-from server.store.db import CompiledSelect, Store
+from server.store.db import CompiledSelect, ReadPlan, Store
 from server.store.models import Account, Device, DeviceFamily, EnrollmentCode, Profile, Site, SiteFirmware
 from server.store.notify import PendingNotice, queue_notifications
 
@@ -309,9 +310,7 @@ def _site_account_of(row: Any) -> AccountFacts | None:
     )
 
 
-def code_match(
-    conn: Connection, code: str | None, model: str, des_url: str | None
-) -> tuple[CodeMatch | None, str | None]:
+def code_match(code: str | None, model: str, des_url: str | None) -> ReadPlan[tuple[CodeMatch | None, str | None]]:
     """EC-1, EC-6: what a typed code names — an NEC with its site, or the PEC's account and its
     site with that PIN — and that account's path; None when it names nothing (the rules then
     count a wrong code)."""
@@ -320,9 +319,9 @@ def code_match(
         return None, None
     if kind == "pec12":
         account_id, pin = split_pec(code)
-        row = PEC_FACTS_READ.first(conn, {"account": account_id, "pin": pin, "model": model})
+        row = yield PEC_FACTS_READ, {"account": account_id, "pin": pin, "model": model}
     else:
-        row = NEC_FACTS_READ.first(conn, {"code": code, "model": model})
+        row = yield NEC_FACTS_READ, {"code": code, "model": model}
     if row is None:
         return None, None
     site, account = _site_of(row, des_url), _site_account_of(row)
@@ -381,16 +380,16 @@ async def load_facts(
     except DomainError:
         return LoadedFacts(EnrollmentFacts(**common), {})
 
-    def read(conn: Connection) -> LoadedFacts:
-        row = DEVICE_FACTS_READ.first(conn, {"mac": mac})
+    def read() -> ReadPlan[LoadedFacts]:
+        row = yield DEVICE_FACTS_READ, {"mac": mac}
         if row is None:
             return LoadedFacts(EnrollmentFacts(**common), {})
         model = canonical_model(env.catalog, row.model)
         site = _site_of(row, env.des_url)
         if site is not None and model != row.model:
-            found = SITE_FIRMWARE.first(conn, {"site": site.id, "model": model})
+            found = yield SITE_FIRMWARE, {"site": site.id, "model": model}
             site = replace(site, firmware_setting=found.setting if found is not None else None)
-        match, match_path = code_match(conn, request.code, model, env.des_url) if request.code else (None, None)
+        match, match_path = (yield from code_match(request.code, model, env.des_url)) if request.code else (None, None)
         owner = None
         paths: dict[str, str | None] = {}
         if row.owner_id is not None:
@@ -406,7 +405,7 @@ async def load_facts(
         facts = EnrollmentFacts(device=device_record(row), owner=owner, site=site, code_match=match, **common)
         return LoadedFacts(facts, paths)
 
-    return await store.run_read(read, snapshot=bool(request.code))
+    return await store.run_plan(read(), snapshot=bool(request.code))
 
 
 # --- applying a decision: group commit ------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -22,7 +22,7 @@ from server.runner import Running
 from server.store import enrollment as store_enrollment
 from server.store import platform_cache
 from server.store.audit import audit_values
-from server.store.db import CompiledSelect
+from server.store.db import CompiledSelect, ReadPlan
 from server.store.enrollment import LostRace, apply_decision, load_facts
 from server.store.models import AuditLog, Device
 from tests.integration.client import ApiClient
@@ -66,12 +66,21 @@ async def test_compiled_reads_give_what_sqlalchemy_gives(server: Running, admin:
     def both(conn: Connection) -> list[tuple[Any, Any]]:
         return [(read.first(conn, params), conn.execute(read.statement, params).first()) for read, params in reads]
 
-    answers = await server.opened.ctx.store.run_read(both)
-    for (fast, reference), (_, params) in zip(answers, reads, strict=True):
-        assert (fast is None) == (reference is None), params
+    def plan() -> ReadPlan[list[Any]]:
+        rows = []
+        for read, params in reads:
+            rows.append((yield read, params))
+        return rows
+
+    store = server.opened.ctx.store
+    answers = await store.run_read(both)
+    # The same reads as a plan: on PostgreSQL on the asyncpg connection itself (`Store.run_plan`).
+    planned = await store.run_plan(plan())
+    for (fast, reference), plain, (_, params) in zip(answers, planned, reads, strict=True):
+        assert (fast is None) == (reference is None) == (plain is None), params
         if fast is not None:
-            assert tuple(fast) == tuple(reference), params
-            assert fast._fields == tuple(reference._fields)
+            assert tuple(fast) == tuple(reference) == tuple(plain), params
+            assert fast._fields == tuple(reference._fields) == plain._fields
     device = answers[1][0]
     assert device.failed_attempts == 3 and isinstance(device.locked_until, datetime)
     assert device.locked_until.tzinfo is not None and device.approved is True
@@ -176,3 +185,52 @@ async def test_the_platform_cache_reads_once_for_all_who_wait(server: Running) -
     assert await platform_cache.cached("test-value", store, load) == 2  # read again, not the old value
     assert await platform_cache.cached("test-value", store, load) == 2  # and now kept
     assert len(reads) == 2
+
+
+def _one_device_plan(mac: str) -> ReadPlan[Any]:
+    row = yield store_enrollment.DEVICE_FACTS_READ, {"mac": mac}
+    return row
+
+
+async def test_a_hot_connection_that_died_fails_one_read_and_is_replaced(server: Running, admin: ApiClient) -> None:
+    """PostgreSQL: the hot path's kept connections (`server.store.hot`) carry no ping; one killed
+    under them fails the read that meets it, and the next read opens a new one."""
+    store = server.opened.ctx.store
+    if store.hot is None:
+        pytest.skip("PostgreSQL only: SQLite keeps no hot connections")
+    phone = Phone.make(server)
+    await import_phones(admin, [phone])
+    assert (await store.run_plan(_one_device_plan(phone.mac))).mac == phone.mac
+    async with store.hot.connection() as hot:
+        backend = hot.driver.get_server_pid()
+    async with store.engine.connect() as conn:
+        await conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own connection error
+        await store.run_plan(_one_device_plan(phone.mac))
+    assert (await store.run_plan(_one_device_plan(phone.mac))).mac == phone.mac
+    async with store.hot.connection() as hot:
+        assert hot.driver.get_server_pid() != backend
+
+
+async def test_a_cancelled_hot_read_gives_its_connection_slot_back(server: Running, admin: ApiClient) -> None:
+    """PostgreSQL: a read cancelled mid-statement frees its slot, one more time than there are
+    slots: later reads, more at once than there are slots, all get a connection and answer."""
+    store = server.opened.ctx.store
+    if store.hot is None:
+        pytest.skip("PostgreSQL only: SQLite keeps no hot connections")
+    phone = Phone.make(server)
+    await import_phones(admin, [phone])
+    slow = CompiledSelect(select(func.pg_sleep(bindparam("seconds")).label("slept")))
+
+    def sleep() -> ReadPlan[Any]:
+        return (yield slow, {"seconds": 5})
+
+    for _ in range(store.hot.size + 1):
+        task = asyncio.create_task(store.run_plan(sleep()))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    reads = asyncio.gather(*(store.run_plan(_one_device_plan(phone.mac)) for _ in range(3 * store.hot.size)))
+    rows = await asyncio.wait_for(reads, 30)  # a slot lost would make them wait for ever
+    assert {row.mac for row in rows} == {phone.mac}

@@ -6,10 +6,10 @@ import dataclasses
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from server.domain.audit import MAX_MESSAGE_CHARS, PROCESSES, make_entry, redact
+from server.domain.audit import MAX_MESSAGE_CHARS, PROCESSES, _redact, make_entry, redact
 from server.domain.errors import DomainError
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -87,6 +87,33 @@ def test_log1_a_key_value_secret_never_survives(key: str, sep: str, secret: str)
 def test_log1_redaction_is_idempotent(text: str) -> None:
     once = redact(text)
     assert redact(once) == once
+
+
+# Pieces that make the redaction patterns match, nearly match, or meet at their edges.
+_fragments = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "password", "PassWord", "passwd", "pwd", "passphrase", "secret", "client_secret", "token",
+                "OTP", "totp", "api_key", "Api-Key", "apikey", "pin", "PIN", "spin", "new_", "_x", "=", ": ",
+                " = ", ":", "'", '"', "&", " ", "\n", "@", "://", "https", "ftp://u:p@h", "Authorization",
+                "authorization: ", "basic ", "Bearer ", "bearer ", "abcdefgh123", "-----BEGIN ",
+                "-----BEGIN RSA PRIVATE KEY-----", "PRIVATE KEY-----", "-----END PRIVATE KEY-----", "\u017f",
+                "\u212a", "\u0130", "é",
+            ]
+        ),
+        st.text(alphabet="abz09=: x", max_size=4),
+        st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=4),
+    ),
+    max_size=10,
+).map("".join)
+
+
+@settings(max_examples=1000)
+@given(_fragments)
+def test_log1_screened_redaction_equals_running_every_pattern(text: str) -> None:
+    """Skipping the patterns a message cannot match (the hot path's screening) changes nothing."""
+    assert redact(text) == _redact(text, screened=False)
 
 
 def test_log1_make_entry_redacts_and_normalises() -> None:
