@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import jsonschema
@@ -68,21 +69,39 @@ BODY_SCHEMA: dict[str, Any] = {
     },
 }
 _VALIDATOR = jsonschema.Draft202012Validator(BODY_SCHEMA)
-# jsonschema's `properties` keyword builds a validator for each property on every call (`evolve`),
-# most of what a valid body costs. The same schema split into its object-level keywords and one
-# validator per property, each built once, decides validity in a third of the time; a refused body
-# is checked again against the whole schema, so its error answer is the one it always was.
-_OBJECT_VALIDATOR = jsonschema.Draft202012Validator({k: v for k, v in BODY_SCHEMA.items() if k != "properties"})
-_PROPERTY_VALIDATORS = tuple(
-    (name, jsonschema.Draft202012Validator(schema)) for name, schema in BODY_SCHEMA["properties"].items()
+# The hot path's check: the same schema read once into plain tests (an object, the required
+# names, then per property its JSON types, length bounds and pattern, as jsonschema applies
+# them: `len`, `re.search`). Validity costs ~5 µs instead of jsonschema's ~0.1 ms; a refused
+# body is checked again against the whole schema, so its error answer is the one it always was.
+# tests/unit/test_enroll_body.py checks it answers what the schema answers.
+_REQUIRED = tuple(BODY_SCHEMA["required"])
+_PROPERTIES = tuple(
+    (
+        name,
+        "null" in (spec["type"] if isinstance(spec["type"], list) else [spec["type"]]),
+        spec.get("minLength", 0),
+        spec.get("maxLength"),
+        re.compile(spec["pattern"]) if "pattern" in spec else None,
+    )
+    for name, spec in BODY_SCHEMA["properties"].items()
 )
 
 
 def body_is_valid(body: Any) -> bool:
     """Whether `body` satisfies `BODY_SCHEMA` (what `_VALIDATOR.is_valid` answers, faster)."""
-    return _OBJECT_VALIDATOR.is_valid(body) and all(
-        name not in body or validator.is_valid(body[name]) for name, validator in _PROPERTY_VALIDATORS
-    )
+    if not isinstance(body, dict) or any(name not in body for name in _REQUIRED):
+        return False
+    for name, nullable, shortest, longest, pattern in _PROPERTIES:
+        if name not in body:
+            continue
+        value = body[name]
+        if value is None and nullable:
+            continue
+        if not isinstance(value, str) or len(value) < shortest or (longest is not None and len(value) > longest):
+            return False
+        if pattern is not None and pattern.search(value) is None:
+            return False
+    return True
 
 
 class BadBody(Exception):

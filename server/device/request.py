@@ -25,7 +25,7 @@ from server.device.firmware_images import FirmwareImages
 from server.domain.errors import DomainError
 from server.pki.authority import name_attribute, subject_text
 from server.pki.keys import thumbprint
-from server.pki.tls import peer_certificate
+from server.pki.tls import peer_certificate_der
 
 CTX = web.AppKey("device_ctx", ServerContext)
 IMAGES = web.AppKey("firmware_images", FirmwareImages)
@@ -41,13 +41,15 @@ class Peer:
     thumbprint: str
 
     @classmethod
-    def of(cls, certificate: x509.Certificate) -> Peer:
+    def of(cls, certificate: x509.Certificate, der: bytes | None = None) -> Peer:
+        """`der`, when the caller has the certificate's DER, spares re-encoding it for the
+        thumbprint (`Certificate.fingerprint` costs ten times hashing the DER)."""
         subject = certificate.subject  # built anew on every access: once is enough
         return cls(
             certificate,
             name_attribute(subject, NameOID.COMMON_NAME),
             subject_text(subject),
-            thumbprint(certificate),
+            thumbprint(der if der is not None else certificate),
         )
 
 
@@ -83,11 +85,12 @@ def client_host(request: web.Request) -> str | None:
 @web.middleware
 async def peer_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """ENR-1: every device request carries a factory certificate that is not revoked."""
-    cert = peer_certificate(request.transport) if request.transport is not None else None
-    if cert is None:
+    der = peer_certificate_der(request.transport) if request.transport is not None else None
+    if der is None:
         return error_response("certificate-required", "The device listener needs a client certificate.", 401)
+    cert = x509.load_der_x509_certificate(der)
     pki = device_ctx(request).pki
     if pki is not None and pki.is_revoked(cert):
         return error_response("certificate-revoked", "This factory certificate has been revoked.", 403)
-    request[_PEER] = Peer.of(cert)
+    request[_PEER] = Peer.of(cert, der)
     return await handler(request)

@@ -31,12 +31,16 @@ _MAC_FORMS = (
     re.compile(r"[0-9A-Fa-f]{4}(?:\.[0-9A-Fa-f]{4}){2}"),
 )
 
+_CANONICAL = re.compile(r"[0-9A-F]{12}")
+
 
 def normalize_mac(s: object) -> str:
     """PROTOCOL §1: return the canonical MAC (12 upper-case hex digits, no separators).
 
     Accepts `:`, `-` or `.` separators and lower case; anything else is `invalid-mac`.
     """
+    if isinstance(s, str) and _CANONICAL.fullmatch(s):
+        return s  # already canonical (the hot path normalises the same MAC several times)
     if not isinstance(s, str) or not any(form.fullmatch(s) for form in _MAC_FORMS):
         raise invalid(
             "invalid-mac",

@@ -215,8 +215,11 @@ class CertificateAuthority:
         return {entry.serial_number for entry in self.crl} if self.crl is not None else set()
 
     def is_revoked(self, cert: x509.Certificate) -> bool:
-        """True when `cert` was issued by this CA and its serial number is on the CRL."""
-        return cert.issuer == self.subject and cert.serial_number in self.revoked_serials()
+        """True when `cert` was issued by this CA and its serial number is on the CRL. The serial
+        is looked up first: a certificate's issuer name costs tens of µs to build, every request."""
+        if self.crl is None or self.crl.get_revoked_certificate_by_serial_number(cert.serial_number) is None:
+            return False
+        return cert.issuer == self.subject
 
     def new_crl(
         self, revoked: Iterable[x509.RevokedCertificate] = (), *, now: datetime | None = None

@@ -286,8 +286,9 @@ class Pki:
         """
         if self.manufacturer_ca.is_revoked(cert):
             return True
+        serial = cert.serial_number
         return any(
-            crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+            crl.get_revoked_certificate_by_serial_number(serial) is not None and crl.issuer == cert.issuer
             for trusted in self.trusted
             for crl in trusted.crls
         )

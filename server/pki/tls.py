@@ -145,11 +145,17 @@ def _load_cert_chain(context: ssl.SSLContext, cert: bytes | str | Path, key: byt
 def peer_certificate(source: Any) -> x509.Certificate | None:
     """The peer's certificate from an `ssl.SSLObject`/`SSLSocket`, or from an asyncio/aiohttp
     transport (`transport.get_extra_info("ssl_object")`); None without TLS or a peer certificate."""
+    der = peer_certificate_der(source)
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def peer_certificate_der(source: Any) -> bytes | None:
+    """The peer's certificate as DER; see `peer_certificate` for `source`."""
     ssl_object = source.get_extra_info("ssl_object") if hasattr(source, "get_extra_info") else source
     if ssl_object is None:
         return None
-    der = ssl_object.getpeercert(binary_form=True)
-    return x509.load_der_x509_certificate(der) if der else None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der or None
 
 
 def peer_identity(source: Any) -> PeerIdentity | None:
