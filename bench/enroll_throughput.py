@@ -6,13 +6,16 @@ connect. In the same run the same server stack — aiohttp, the same device TLS 
 process — answers a trivial handler, driven the same way. The ratio of the two rates shows what
 the enrollment logic and its database transaction cost on top of TLS and HTTP.
 
-The machine is shared (the client, the server, the database, and whatever else runs), so a run
-is `--rounds` pairs of trivial-then-enroll, each enroll round on devices that never enrolled, and
-the summary takes medians; each line also says where the CPU went, per request: the server
-process (all its threads), the client process, and the rest of the machine (the database
-server, and other load — which makes that round's figures suspect).
+The machine is shared (the client, the server, the database, and whatever else runs), and a
+virtual machine's speed drifts by tens of percent within a minute, so a run is `--rounds` rounds,
+each alternating trivial and enroll runs `--chunks` times over `--devices` devices (each enroll on
+devices that never enrolled), and the summary takes medians; each line also says where the CPU
+went, per request: the server process (all its threads), the client process, and the rest of the
+machine (the database server, and other load — which makes that round's figures suspect). The
+server's CPU per enrollment over its CPU per trivial request is the steadiest figure of what
+enrolling costs.
 
-    .venv/bin/python bench/enroll_throughput.py [--devices 1000] [--rounds 3] [--concurrency 32] [--db URL]
+    .venv/bin/python bench/enroll_throughput.py [--devices 1000] [--rounds 3] [--chunks 4] [--concurrency 32] [--db URL]
 
 A PostgreSQL URL without `?schema=` gets a fresh schema for the run, dropped afterwards.
 """
@@ -186,7 +189,32 @@ async def arrange(running: Any, n: int, certs: Path) -> None:
             await call("POST", "/devices/activate", spt, {"macs": chunk})
 
 
-async def main(n: int, rounds: int, concurrency: int, db: str | None) -> None:
+def chunk_ranges(first: int, n: int, chunks: int) -> list[tuple[int, int]]:
+    """(first device, devices) of each of `chunks` near-equal parts of `n` devices from `first`."""
+    sizes = [n // chunks + (1 if i < n % chunks else 0) for i in range(chunks)]
+    starts = [first + sum(sizes[:i]) for i in range(chunks)]
+    return [(start, size) for start, size in zip(starts, sizes, strict=True) if size]
+
+
+def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Client runs taken together: walls and CPU summed, latencies and answers pooled."""
+    results: dict[str, int] = {}
+    for part in parts:
+        for key, count in part["results"].items():
+            results[key] = results.get(key, 0) + count
+    cpu = {
+        key: None if any(p["cpu"][key] is None for p in parts) else sum(p["cpu"][key] for p in parts)
+        for key in parts[0]["cpu"]
+    }
+    return {
+        "wall": sum(p["wall"] for p in parts),
+        "cpu": cpu,
+        "latencies": [latency for p in parts for latency in p["latencies"]],
+        "results": results,
+    }
+
+
+async def main(n: int, rounds: int, concurrency: int, db: str | None, chunks: int = 4) -> None:
     from server.pki.tls import device_server_context
     from server.runner import ServeConfig, start
 
@@ -220,15 +248,23 @@ async def main(n: int, rounds: int, concurrency: int, db: str | None) -> None:
                 base = {"devices": n, "concurrency": concurrency, "certs": str(certs), "ca": str(pki.tls_ca_path)}
                 loop = asyncio.get_running_loop()
                 for r in range(rounds):
-                    # The client runs in its own process while this loop keeps serving.
-                    spec = {**base, "first": r * n}
-                    baseline = await loop.run_in_executor(
-                        None, run_client, {**spec, "url": f"https://127.0.0.1:{tport}/trivial"}
-                    )
-                    enroll = await loop.run_in_executor(
-                        None, run_client, {**spec, "url": ctx.device_url + "/device/v1/enroll"}
-                    )
-                    results.append((enroll, baseline))
+                    # The client runs in its own process while this loop keeps serving. A round
+                    # alternates trivial and enroll runs in `chunks` parts, so that the machine's
+                    # speed drifting during a round (a virtual machine) weighs on both alike.
+                    baselines, enrolls = [], []
+                    for first, size in chunk_ranges(r * n, n, chunks):
+                        spec = {**base, "first": first, "devices": size}
+                        baselines.append(
+                            await loop.run_in_executor(
+                                None, run_client, {**spec, "url": f"https://127.0.0.1:{tport}/trivial"}
+                            )
+                        )
+                        enrolls.append(
+                            await loop.run_in_executor(
+                                None, run_client, {**spec, "url": ctx.device_url + "/device/v1/enroll"}
+                            )
+                        )
+                    results.append((merged(enrolls), merged(baselines)))
             finally:
                 if trivial_runner is not None:
                     await trivial_runner.cleanup()
@@ -289,7 +325,9 @@ def report(n: int, concurrency: int, db: str | None, results: list[tuple[dict[st
     for number, (enroll, baseline) in enumerate(results, 1):
         brate, btext = line("trivial handler", baseline)
         erate, etext = line("enroll (redirect)", enroll)
-        print(f"round {number}: ratio {erate / brate:.2f}")
+        cpu_e, cpu_b = enroll["cpu"]["server"], baseline["cpu"]["server"]
+        extra = f", server CPU per request enroll/trivial {cpu_e / cpu_b:.2f}x" if cpu_e and cpu_b else ""
+        print(f"round {number}: ratio {erate / brate:.2f}{extra}")
         print(btext)
         print(etext)
         erates.append(erate)
@@ -313,6 +351,11 @@ if __name__ == "__main__":
     ap.add_argument("--devices", type=int, default=1000, help="devices enrolled per round (default 1000)")
     ap.add_argument("--rounds", type=int, default=3, help="trivial-then-enroll pairs (default 3)")
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument(
+        "--chunks", type=int, default=4, help="trivial/enroll alternations per round (default 4; see above)"
+    )
     ap.add_argument("--db", default=None, help="database URL (default: SQLite in a temporary directory)")
     args = ap.parse_args()
-    asyncio.run(main(args.devices, args.rounds, args.concurrency, args.db))
+    if args.devices < 1 or args.rounds < 1 or args.chunks < 1 or args.concurrency < 1:
+        ap.error("--devices, --rounds, --chunks and --concurrency must be at least 1")
+    asyncio.run(main(args.devices, args.rounds, args.concurrency, args.db, min(args.chunks, args.devices)))
