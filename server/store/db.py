@@ -3,12 +3,13 @@
 `--db` takes `sqlite:///path` or `postgresql://user@host/db`; the async drivers are chosen here.
 
 Decisions:
-- Hot paths (device enrollment) write their store code once, as plain functions of a
-  synchronous SQLAlchemy Core `Connection`, and run it with `Store.run_read` / `run_write`. On
-  PostgreSQL that is `AsyncConnection.run_sync` (asyncpg: one round trip per statement). On a
+- Hot paths (device enrollment) write their store code once: reads as plans (below), writes as
+  plain functions of a synchronous SQLAlchemy Core `Connection` run by `Store.run_write` (and
+  `run_read` for other reads). On PostgreSQL that is `AsyncConnection.run_sync` on a kept
+  connection (asyncpg: one round trip per statement). On a
   SQLite file it is a synchronous pysqlite connection in a worker thread: aiosqlite costs a
   hand-off to its thread and back for every cursor call — four per statement, five for a
-  lone SELECT — where the worker thread costs one per call of `run_read`/`run_write`.
+  lone SELECT — where the worker thread costs one per call of `run_plan`/`run_write`.
   Everything else (the admin API's ORM sessions) stays on the async engines.
 - PostgreSQL: the admin API's pool pings a connection before each use; SQLAlchemy's asyncpg ping
   is BEGIN, `;`, ROLLBACK (pgbouncer-safe), three round trips, more than an enrollment's read
