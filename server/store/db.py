@@ -226,9 +226,7 @@ class Store:
         if self.hot is not None:
             async with self.hot.connection() as hot, hot.connection.begin():
                 return await hot.connection.run_sync(work)
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                return await conn.run_sync(work)
+        assert self._write_lock is not None  # SQLite: every store without hot connections
         async with self._write_lock:
             if self.sync_engine is None or self._write_thread is None:
                 async with self.engine.begin() as conn:

@@ -12,10 +12,10 @@ Decisions:
   pool, so they carry the dialect's type codecs (JSON) and the schema's `search_path`.
 - The connections wait in a stack (`asyncio.LifoQueue`), so the most recently used one is lent
   first and quiet times keep using the same few. A free slot is a `None` in it: the user who
-  takes it opens a connection. A
-  connection whose user was cancelled (the driver may be mid-statement), or that is closed or
-  invalidated after an error, is closed and its slot freed; after any other error it is lent
-  again. A connection that died with the server fails the one call that meets it.
+  takes it opens a connection. A connection whose user was cancelled (the driver may be
+  mid-statement), or that is closed or invalidated after an error, is closed and its slot
+  freed; after any other error it is lent again. A connection that died with the server fails
+  the one call that meets it.
 - Connections older than `recycle` seconds are closed when they come back, as the pool's
   `pool_recycle` would.
 """
@@ -56,7 +56,6 @@ class HotConnections:
         self.size = size
         self.recycle = recycle
         self._slots: asyncio.LifoQueue[HotConnection | None] | None = None
-        self._lent: set[HotConnection] = set()
         self._closed = False
 
     def _queue(self) -> asyncio.LifoQueue[HotConnection | None]:
@@ -80,7 +79,6 @@ class HotConnections:
             except BaseException:
                 slots.put_nowait(None)
                 raise
-        self._lent.add(hot)
         try:
             yield hot
         except Exception:
@@ -102,7 +100,6 @@ class HotConnections:
         return HotConnection(connection, raw.driver_connection)
 
     async def _give_back(self, hot: HotConnection, *, keep: bool) -> None:
-        self._lent.discard(hot)
         slots = self._queue()
         if keep and not self._closed and time.monotonic() - hot.opened < self.recycle:
             slots.put_nowait(hot)
