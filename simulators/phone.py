@@ -107,6 +107,7 @@ from simulators.discovery import (
 from simulators.events import Event
 from simulators.firmware import MAX_UPGRADES, REBOOT_SECONDS, FirmwareInstruction, corrupt, verify
 from simulators.identity import PhoneIdentity
+from simulators.mtls import OwnCertificate
 from simulators.network import NetworkLayer, NetworkServer
 from simulators.provisioning import (
     FileFetcher,
@@ -119,8 +120,12 @@ from simulators.provisioning import (
     url_problem,
 )
 from simulators.script import Options, interpret_async
-from simulators.tls import HandshakePolicy, TrustStore, client_context, split_pem
+from simulators.tls import HandshakePolicy, TrustStore, split_pem
 from simulators.transport import Reply, Transport, TransportError
+
+# What a request is made with: a shared context (no client certificate), the phone's own
+# certificate (`simulators.mtls`), or None for plain HTTP.
+Context = ssl.SSLContext | OwnCertificate | None
 
 __all__ = ["Faults", "Outcome", "OutcomeResult", "Phone", "PhoneEnvironment", "State", "User"]
 
@@ -439,7 +444,7 @@ class _Run:
         self.upgrades = 0
         self.requested: list[str] = []
         self.fetched: list[str] = []
-        self._factory_context: ssl.SSLContext | None = None
+        self._factory_context: OwnCertificate | None = None
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -487,16 +492,16 @@ class _Run:
         refuse = self.caps.has_quirk(self.model.name, self.firmware, REFUSES_WILDCARDS) or self.memory.block_wildcards
         return HandshakePolicy(refuse, self.faults.clock_skew)
 
-    def factory_context(self) -> ssl.SSLContext:
+    def factory_context(self) -> OwnCertificate:
         """Mutual TLS with the factory certificate, trusting the built-in public roots."""
         if self._factory_context is None:
-            self._factory_context = client_context(
+            self._factory_context = OwnCertificate(
                 self.env.public_roots, self.phone._cert_pem, self.phone._key_pem, self.policy()
             )
         return self._factory_context
 
     async def http(
-        self, method: str, url: str, context: ssl.SSLContext | None, *, drop: bool = False, **kwargs: Any
+        self, method: str, url: str, context: Context, *, drop: bool = False, **kwargs: Any
     ) -> Reply:
         return await self.transport.request(method, url, context, drop=drop, **kwargs)
 
@@ -831,7 +836,7 @@ class _Run:
             store.add(pem, "trustcerts")
         return store
 
-    def provisioning_context(self, https: bool) -> tuple[ssl.SSLContext | None, TrustStore | None]:
+    def provisioning_context(self, https: bool) -> tuple[Context, TrustStore | None]:
         if not https:
             return None, None
         if self.memory.server_type == "DES":
@@ -839,8 +844,8 @@ class _Run:
         store = self.trust_store()
         policy = self.policy()
         if self.memory.identity_cert is not None:
-            identity = (self.memory.identity_cert, self.memory.identity_key)
-            return client_context(store.roots(), *identity, policy), store
+            assert self.memory.identity_key is not None
+            return OwnCertificate(store.roots(), self.memory.identity_cert, self.memory.identity_key, policy), store
         return self.transport.contexts.get(store.roots(), policy), store
 
     async def provision(self) -> Outcome:

@@ -254,7 +254,10 @@ class PeerCertificate:
         der = ssl_object.getpeercert(binary_form=True)
         if not der:
             return None
-        cert = x509.load_der_x509_certificate(der)
+        return cls.from_certificate(x509.load_der_x509_certificate(der))
+
+    @classmethod
+    def from_certificate(cls, cert: x509.Certificate) -> PeerCertificate:
         try:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             dns = tuple(san.get_values_for_type(x509.DNSName))

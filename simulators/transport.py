@@ -1,4 +1,6 @@
-"""HTTP(S) for simulated phones: one aiohttp session per `PhoneEnvironment`, shared by its phones.
+"""HTTP(S) for simulated phones: one aiohttp session per `PhoneEnvironment`, shared by its phones;
+requests presenting the phone's own certificate (an `OwnCertificate` in place of the context) go
+to `simulators.mtls`, which builds such contexts far cheaper.
 
 Each request names its own `ssl.SSLContext`; aiohttp pools connections per context, so a phone
 reuses its own connections during a boot and never another phone's. Idle connections close
@@ -17,46 +19,17 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
+from simulators.mtls import OwnCertificate, OwnCertificateClient
 from simulators.network import HostMapResolver
+from simulators.replies import VERIFY_REASONS, Reply, TransportError
 from simulators.tls import ContextCache
 
 __all__ = ["Reply", "Transport", "TransportError"]
-
-# OpenSSL X509_V_ERR_* codes a phone tells apart.
-_VERIFY_REASONS = {
-    9: "server-certificate-not-yet-valid",
-    10: "server-certificate-expired",
-    62: "server-certificate-name-mismatch",
-    64: "server-certificate-name-mismatch",
-}
-
-
-class TransportError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-@dataclass(slots=True)
-class Reply:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        import json
-
-        return json.loads(self.body)
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
 
 class Transport:
@@ -77,8 +50,10 @@ class Transport:
             headers={"User-Agent": "enrollab-phone/1"},
         )
         self.contexts = ContextCache()
+        self.own = OwnCertificateClient(self.resolver, timeout=timeout, keepalive=keepalive)
 
     async def close(self) -> None:
+        await self.own.close()
         await self.session.close()
         await self.resolver.close()
 
@@ -86,7 +61,7 @@ class Transport:
         self,
         method: str,
         url: str,
-        context: ssl.SSLContext | None,
+        context: ssl.SSLContext | OwnCertificate | None,
         *,
         json: Any = None,
         data: bytes | None = None,
@@ -94,6 +69,10 @@ class Transport:
         drop: bool = False,
     ) -> Reply:
         """One request; `drop` closes the connection without reading the answer (fault knob)."""
+        if isinstance(context, OwnCertificate):
+            if url.startswith("https:"):
+                return await self.own.request(context, method, url, json=json, data=data, headers=headers, drop=drop)
+            context = None
         kwargs: dict[str, Any] = {"headers": dict(headers or {}), "allow_redirects": False}
         if json is not None:
             kwargs["json"] = json
@@ -107,14 +86,14 @@ class Transport:
                     resp.close()
                     raise TransportError("connection-dropped", "the phone closed the connection before the answer")
                 body = await resp.read()
-                return Reply(resp.status, dict(resp.headers), body)
+                return Reply(resp.status, CIMultiDict(resp.headers), body)
         except TransportError:
             raise
         except aiohttp.ClientConnectorCertificateError as exc:
             reason = getattr(exc.certificate_error, "phone_reason", None)
             if reason is None:
                 code = getattr(exc.certificate_error, "verify_code", None)
-                reason = _VERIFY_REASONS.get(code or 0, "server-certificate-untrusted")
+                reason = VERIFY_REASONS.get(code or 0, "server-certificate-untrusted")
             raise TransportError(reason, str(exc.certificate_error)) from None
         except (aiohttp.ClientConnectorSSLError, aiohttp.ClientSSLError, ssl.SSLError) as exc:
             raise TransportError("tls-handshake-failed", str(exc)) from None
