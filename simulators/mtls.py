@@ -27,7 +27,7 @@ Behaviour, the same as the aiohttp path (the reason ids of `simulators.replies`)
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import base64
 import json as _json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -42,7 +42,7 @@ from service_identity import hazmat as identity
 from service_identity.cryptography import extract_patterns
 from yarl import URL
 
-from simulators.network import HostMapResolver
+from simulators.network import HostMapResolver, is_ip
 from simulators.replies import VERIFY_REASONS, Reply, TransportError
 from simulators.tls import HandshakePolicy, PeerCertificate, split_pem
 
@@ -98,14 +98,6 @@ class OwnCertificate:
         self.policy = policy if self.verify and policy is not None and policy.active else None
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def name_problem(cert: x509.Certificate, host: str) -> str | None:
     """None when `cert` names `host` (module docstring), else why not."""
     patterns: Sequence[identity.CertificatePattern] = extract_patterns(cert)
@@ -113,7 +105,7 @@ def name_problem(cert: x509.Certificate, host: str) -> str | None:
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         patterns = [identity.DNSPattern.from_bytes(str(cn.value).encode()) for cn in cns if cn.value]
     try:
-        wanted: identity.ServiceID = identity.IPAddress_ID(host) if _is_ip(host) else identity.DNS_ID(host)
+        wanted: identity.ServiceID = identity.IPAddress_ID(host) if is_ip(host) else identity.DNS_ID(host)
         identity.verify_service_identity(patterns, obligatory_ids=[wanted], optional_ids=[])
     except (identity.VerificationError, identity.CertificateError, ValueError) as exc:
         return f"the certificate does not name {host} ({exc})"
@@ -236,8 +228,14 @@ class OwnCertificateClient:
         host, port = target.host, target.port
         if not host or port is None or target.scheme != "https":
             raise TransportError("invalid-url", url)
+        authority = f"[{host}]" if ":" in host else host
+        if target.explicit_port is not None and target.explicit_port != 443:
+            authority += f":{target.explicit_port}"
         body = b""
-        fields = [("Host", target.raw_authority), ("User-Agent", USER_AGENT), ("Accept", "*/*")]
+        fields = [("Host", authority), ("User-Agent", USER_AGENT), ("Accept", "*/*")]
+        if target.user is not None:  # PRF-2: `user:password@` in the URL is HTTP basic authentication
+            secret = base64.b64encode(f"{target.user}:{target.password or ''}".encode()).decode()
+            fields.append(("Authorization", f"Basic {secret}"))
         if json is not None:
             body = _json.dumps(json).encode()
             fields.append(("Content-Type", "application/json"))
@@ -282,7 +280,7 @@ class OwnCertificateClient:
             raise TransportError("connection-failed", f"{host}:{port}: {exc}") from None
         tls = SSL.Connection(own.context, None)
         tls.set_connect_state()
-        if not _is_ip(host):
+        if not is_ip(host):
             tls.set_tlsext_host_name(host.encode("idna"))
         channel = _Channel(tls, reader, writer)
         tls.set_app_data(channel)

@@ -31,7 +31,16 @@ from aiohttp.resolver import DefaultResolver
 
 from simulators.sson import parse_sson
 
-__all__ = ["HostMapResolver", "NetworkLayer", "NetworkServer", "StaticNetwork", "sson_server"]
+__all__ = ["HostMapResolver", "NetworkLayer", "NetworkServer", "StaticNetwork", "is_ip", "sson_server"]
+
+
+def is_ip(host: str) -> bool:
+    """Whether `host` is an IPv4 or IPv6 address literal (not a name)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,13 +26,13 @@ Decisions:
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from simulators.capabilities import Capabilities
+from simulators.network import is_ip
 from simulators.transport import Reply, TransportError
 
 __all__ = [
@@ -63,14 +63,6 @@ def expand_url(url: str, model4: str, mac: str, serial: str) -> str:
     return url.replace("$MODEL4", model4).replace("$MACADDR", mac.upper()).replace("$SERIALNO", serial.upper())
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def url_problem(caps: Capabilities, model: str, firmware: str, url: str, server_type: str | None) -> str | None:
     """ENR-4 on the phone: why the firmware cannot use this URL from enrollment, or None."""
     try:
@@ -85,7 +77,7 @@ def url_problem(caps: Capabilities, model: str, firmware: str, url: str, server_
         ("provisioning-urls", "provisioning-urls-not-supported"),
         (f"{scheme}-provisioning-url", f"{scheme}-url-not-supported"),
     ]
-    if _is_ip(host):
+    if is_ip(host):
         needed.append(("provisioning-url-with-ip-address", "ip-address-url-not-supported"))
     if (server_type or "").upper() == "DES":
         needed.append(("des-as-provisioning-server", "des-server-not-supported"))

@@ -8,6 +8,7 @@ runs on both: `python-ssl` is `simulators.tls.client_context` (the contexts Pyth
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -53,7 +54,8 @@ async def _site(mode: CertMode) -> tuple[Site, web.AppRunner]:
         site.transports.append(request.transport)
         body = await request.read()
         site.seen.append({"path": request.path, "cn": subject.get("commonName"), "body": body,
-                          "port": request.transport.get_extra_info("peername")[1] if request.transport else None})
+                          "port": request.transport.get_extra_info("peername")[1] if request.transport else None,
+                          "host": request.host, "auth": request.headers.get("Authorization")})
         if request.path == "/slow":
             await asyncio.sleep(5)
         if request.path == "/big":
@@ -120,6 +122,19 @@ async def test_post_presents_the_phone_certificate_and_reads_the_answer(
     assert reply.content_type == "application/json"
     assert reply.headers["x-thing"] == reply.headers["X-Thing"] == "yes"
     assert [(s["path"], s["cn"]) for s in site.seen] == [("/enroll", "A4251B000123")]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_credentials_in_the_url_are_basic_authentication_not_part_of_the_host(
+    sites: Any, transport: Transport, engine: str
+) -> None:
+    """PRF-2 URLs may carry `user:password@`; the Host header never does."""
+    site = await sites("private")
+    context = _context(engine, [site.ca_pem], _phone(site))
+    url = f"https://lab%20user:p%40ss@{HOST}:{site.port}/files/J100Supgrade.txt"
+    assert (await transport.request("GET", url, context)).status == 200
+    assert site.seen[0]["host"] == f"{HOST}:{site.port}"
+    assert site.seen[0]["auth"] == "Basic " + base64.b64encode(b"lab user:p@ss").decode()
 
 
 @pytest.mark.parametrize("engine", ENGINES)
