@@ -12,7 +12,9 @@ wall time of the boot phase (first start to last phone done), phones/s, p50/p99 
 peak RSS of the fleet workers (summed), and CPU seconds of the boot: fleet workers, file
 server, server. Baseline, same run, same server: the bare mutual-TLS rate — as many new
 connections with factory certificates, each sending one trivial request (answered 404 by the
-device listener's router, no application code) — and the ratio.
+device listener's router, no application code), from this one process on Python's ssl with 64
+contexts built beforehand — and the ratio. (Phones build their own-certificate contexts during
+the boot, on pyOpenSSL: `simulators/mtls.py`.)
 
 Part 2, idle phones: a fresh interpreter builds M `Phone` objects (identity, credentials as
 separate PEM byte strings, user, shared environment), never booted; printed: bytes per phone by
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import OpenSSL.SSL
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -310,6 +313,11 @@ def main() -> None:
         return
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}")
+    print(
+        "TLS: the phones' own-certificate connections on pyOpenSSL / "
+        f"{OpenSSL.SSL.OpenSSL_version(OpenSSL.SSL.OPENSSL_VERSION).decode()}; "
+        f"everything else and the server on Python's ssl / {ssl.OPENSSL_VERSION}"
+    )
     with tempfile.TemporaryDirectory(prefix="enrollab-storm-") as tmp:
         proc, admin_url = start_server(Path(tmp) / "data")
         try:
