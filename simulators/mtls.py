@@ -2,14 +2,16 @@
 HTTP/1.1, over asyncio streams. Requests without a client certificate stay on Python's ssl
 through aiohttp (`simulators.transport`), which hands these ones here.
 
-Why a second TLS engine: every phone presents its own certificate, so every phone needs its own
-client context. Python's `ssl` is bound to the system's OpenSSL (3.0 on Debian 12), where one
-context with a certificate costs ~2.2 ms of CPU on this machine (`SSL_CTX_new`, and above all
-OpenSSL 3.0's decoder set-up when `load_cert_chain` reads the PEM key) — a quarter of a simulated
-phone's whole boot, and the largest single cost of a boot storm. pyOpenSSL runs on the OpenSSL
-that `cryptography` ships (far newer), takes the certificate and key as parsed objects, and builds
-the same context in ~0.6 ms. Real phones have their own TLS stacks; what the server sees is the
-same either way: a TLS 1.2 handshake presenting the phone's certificate chain.
+Why a second TLS engine: every phone presents its own certificate. Python's `ssl` takes a
+client certificate only per context, and is bound to the system's OpenSSL (3.0 on Debian 12),
+where one context with a certificate costs ~2.2 ms of CPU on this machine (`SSL_CTX_new`, and
+above all OpenSSL 3.0's decoder set-up when `load_cert_chain` reads the PEM key) — a quarter of a
+simulated phone's whole boot, and the largest single cost of a boot storm. pyOpenSSL runs on the
+OpenSSL that `cryptography` ships (far newer) and sets a certificate and key, as parsed objects,
+on each connection: phones with the same trust share one context (built when first needed, kept
+per `OwnCertificateClient`, LRU) and each connection carries its phone's certificate. Real
+phones have their own TLS stacks; what the server sees is the same either way: a TLS 1.2
+handshake presenting the phone's certificate chain.
 
 Behaviour, the same as the aiohttp path (the reason ids of `simulators.replies`):
 - TLS 1.2 only while presenting a certificate (`simulators.tls` says why); the phone's roots
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json as _json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,6 +52,7 @@ from simulators.tls import HandshakePolicy, PeerCertificate, split_pem
 __all__ = ["OwnCertificate", "OwnCertificateClient"]
 
 _READ = 65536
+CONTEXTS = 64  # shared contexts kept (LRU), one per trust
 USER_AGENT = "enrollab-phone/1"
 
 
@@ -62,10 +66,12 @@ def _note_verify_error(conn: SSL.Connection, cert: crypto.X509, errnum: int, dep
 
 
 class OwnCertificate:
-    """A client context presenting a phone's own certificate: what `Transport.request` takes in
-    place of an `ssl.SSLContext` for mutual TLS. `roots` as `simulators.tls.client_context`."""
+    """A phone's own certificate (leaf first, then any intermediates) and key, with the trust it
+    verifies servers by: what `Transport.request` takes in place of an `ssl.SSLContext` for
+    mutual TLS. `roots` as `simulators.tls.client_context`. A key that does not match the
+    certificate is refused here."""
 
-    __slots__ = ("context", "policy", "verify")
+    __slots__ = ("chain", "key", "policy", "roots")
 
     def __init__(
         self,
@@ -74,28 +80,41 @@ class OwnCertificate:
         key_pem: bytes,
         policy: HandshakePolicy | None = None,
     ) -> None:
-        chain = x509.load_pem_x509_certificates(cert_pem)
-        key = serialization.load_pem_private_key(key_pem, password=None)
-        context = SSL.Context(SSL.TLS_CLIENT_METHOD)
-        context.set_min_proto_version(SSL.TLS1_2_VERSION)
-        context.set_max_proto_version(SSL.TLS1_2_VERSION)
-        context.use_certificate(chain[0])
-        for extra in chain[1:]:
-            context.add_extra_chain_cert(extra)
-        context.use_privatekey(key)  # type: ignore[arg-type]
-        context.check_privatekey()
-        self.verify = roots is not None
-        if roots is None:
-            context.set_verify(SSL.VERIFY_NONE)
-        else:
-            store = context.get_cert_store()
-            assert store is not None
-            for pem in roots:
-                for one in split_pem(pem):
-                    store.add_cert(crypto.X509.from_cryptography(x509.load_pem_x509_certificate(one)))
-            context.set_verify(SSL.VERIFY_PEER, _note_verify_error)
-        self.context = context
+        self.chain = tuple(x509.load_pem_x509_certificates(cert_pem))
+        self.key = serialization.load_pem_private_key(key_pem, password=None)
+        if self.key.public_key() != self.chain[0].public_key():
+            raise ValueError("the private key does not match the certificate")
+        self.roots = None if roots is None else tuple(roots)
         self.policy = policy if self.verify and policy is not None and policy.active else None
+
+    @property
+    def verify(self) -> bool:
+        return self.roots is not None
+
+    @property
+    def context_key(self) -> tuple[Any, ...]:
+        """What the shared context depends on: the roots and the intermediates sent."""
+        return (self.roots, tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain[1:]))
+
+
+def _client_context(own: OwnCertificate) -> SSL.Context:
+    """TLS 1.2, the roots of `own` (or no verification), its intermediates; no certificate of its
+    own — each connection gets the phone's."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_min_proto_version(SSL.TLS1_2_VERSION)
+    context.set_max_proto_version(SSL.TLS1_2_VERSION)
+    for extra in own.chain[1:]:
+        context.add_extra_chain_cert(extra)
+    if own.roots is None:
+        context.set_verify(SSL.VERIFY_NONE)
+    else:
+        store = context.get_cert_store()
+        assert store is not None
+        for pem in own.roots:
+            for one in split_pem(pem):
+                store.add_cert(crypto.X509.from_cryptography(x509.load_pem_x509_certificate(one)))
+        context.set_verify(SSL.VERIFY_PEER, _note_verify_error)
+    return context
 
 
 def name_problem(cert: x509.Certificate, host: str) -> str | None:
@@ -204,6 +223,18 @@ class OwnCertificateClient:
         self.timeout = timeout
         self.keepalive = keepalive
         self._idle: dict[tuple[OwnCertificate, str, int], _Channel] = {}
+        self._contexts: OrderedDict[tuple[Any, ...], SSL.Context] = OrderedDict()
+
+    def _context(self, own: OwnCertificate) -> SSL.Context:
+        key = own.context_key
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = _client_context(own)
+            if len(self._contexts) > CONTEXTS:
+                self._contexts.popitem(last=False)
+        else:
+            self._contexts.move_to_end(key)
+        return context
 
     async def close(self) -> None:
         idle, self._idle = self._idle, {}
@@ -278,7 +309,9 @@ class OwnCertificateClient:
             raise TransportError("connection-refused", f"{host}:{port}: {exc}") from None
         except OSError as exc:
             raise TransportError("connection-failed", f"{host}:{port}: {exc}") from None
-        tls = SSL.Connection(own.context, None)
+        tls = SSL.Connection(self._context(own), None)
+        tls.use_certificate(own.chain[0])
+        tls.use_privatekey(own.key)  # type: ignore[arg-type]
         tls.set_connect_state()
         if not is_ip(host):
             tls.set_tlsext_host_name(host.encode("idna"))

@@ -268,3 +268,23 @@ def test_a_mismatched_key_is_refused_when_the_context_is_built() -> None:
     one, two = (factory.issue(f"A4251B00000{i}", "21WZ12345678", "J179") for i in (1, 2))
     with pytest.raises(Exception, match="(?i)key"):
         OwnCertificate(None, one.cert_pem, two.key_pem)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_phones_sharing_a_transport_keep_their_own_certificate_and_trust(
+    sites: Any, transport: Transport, engine: str
+) -> None:
+    """The own engine shares one context per trust between phones; each connection still carries
+    its phone's certificate, and a phone with other roots is not let in by another's trust."""
+    site = await sites("private")
+    one, two, three = (site.factory.issue(f"A4251B00000{i}", "21WZ12345678", "J179") for i in (1, 2, 3))
+    trusting = [_context(engine, [site.ca_pem], creds) for creds in (one, two)]
+    stranger = _context(engine, [], three)
+
+    for context in trusting:
+        assert (await transport.request("GET", site.url("/x"), context)).status == 200
+    with pytest.raises(TransportError) as caught:
+        await transport.request("GET", site.url("/x"), stranger)
+
+    assert [s["cn"] for s in site.seen] == ["A4251B000001", "A4251B000002"]
+    assert caught.value.reason == "server-certificate-untrusted"
