@@ -256,7 +256,7 @@ class OwnCertificateClient:
             target = URL(url)
         except (ValueError, TypeError) as exc:
             raise TransportError("invalid-url", str(exc)) from None
-        host, port = target.host, target.port
+        host, port = target.raw_host, target.port  # names in ASCII (IDNA), as they go on the wire
         if not host or port is None or target.scheme != "https":
             raise TransportError("invalid-url", url)
         authority = f"[{host}]" if ":" in host else host
@@ -314,7 +314,7 @@ class OwnCertificateClient:
         tls.use_privatekey(own.key)  # type: ignore[arg-type]
         tls.set_connect_state()
         if not is_ip(host):
-            tls.set_tlsext_host_name(host.encode("idna"))
+            tls.set_tlsext_host_name(host.encode("ascii"))
         channel = _Channel(tls, reader, writer)
         tls.set_app_data(channel)
         try:

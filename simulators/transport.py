@@ -1,6 +1,6 @@
 """HTTP(S) for simulated phones: one aiohttp session per `PhoneEnvironment`, shared by its phones;
 requests presenting the phone's own certificate (an `OwnCertificate` in place of the context) go
-to `simulators.mtls`, which builds such contexts far cheaper.
+to `simulators.mtls` (pyOpenSSL; Python's ssl makes such contexts dear, see there).
 
 Each request names its own `ssl.SSLContext`; aiohttp pools connections per context, so a phone
 reuses its own connections during a boot and never another phone's. Idle connections close
