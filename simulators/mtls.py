@@ -365,7 +365,7 @@ class OwnCertificateClient:
         reused: bool,
     ) -> Reply:
         http = channel.http
-        answered = False
+        received = closed = False  # a byte of the answer came; the server ended the stream
         try:
             out = http.send(head) or b""
             if body:
@@ -379,9 +379,11 @@ class OwnCertificateClient:
                 event = http.next_event()
                 if event is h11.NEED_DATA:
                     data = await channel.receive()
-                    if not data and not answered and reused:
-                        raise _Stale
-                    answered = True
+                    if not data:
+                        if reused and not received:
+                            raise _Stale
+                        closed = True
+                    received = received or bool(data)
                     http.receive_data(data)
                     continue
                 if isinstance(event, h11.Response):
@@ -395,6 +397,7 @@ class OwnCertificateClient:
                 elif isinstance(event, h11.EndOfMessage):
                     break
                 elif isinstance(event, h11.ConnectionClosed):
+                    closed = True
                     raise h11.RemoteProtocolError("the server closed the connection mid-answer")
         except _Stale:
             channel.close()
@@ -402,9 +405,16 @@ class OwnCertificateClient:
         except TransportError:
             channel.close()
             raise
-        except (h11.ProtocolError, SSL.Error, OSError) as exc:
+        except h11.RemoteProtocolError as exc:
             channel.close()
-            if reused and not answered and not isinstance(exc, h11.LocalProtocolError):
+            if closed:  # as aiohttp: an answer cut short is a dropped connection...
+                detail = "the server closed the connection " + ("mid-answer" if received else "without answering")
+                raise TransportError("connection-dropped", detail) from None
+            # ... one that is not HTTP is a failed one
+            raise TransportError("connection-failed", f"not an HTTP answer: {exc}") from None
+        except (SSL.Error, OSError) as exc:
+            channel.close()
+            if reused and not received:
                 raise _Stale from None
             raise TransportError("connection-dropped", _describe(exc)) from None
         except BaseException:

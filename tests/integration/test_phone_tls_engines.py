@@ -288,3 +288,37 @@ async def test_phones_sharing_a_transport_keep_their_own_certificate_and_trust(
 
     assert [s["cn"] for s in site.seen] == ["A4251B000001", "A4251B000002"]
     assert caught.value.reason == "server-certificate-untrusted"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (b"garbage\r\n\r\n", "connection-failed"),  # not HTTP
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "connection-dropped"),  # cut short
+        (b"HTTP/1.1 200 OK\r\n", "connection-dropped"),  # a head cut short
+        (b"", "connection-dropped"),  # closed without answering
+    ],
+)
+async def test_a_server_that_answers_badly_gets_the_same_reason(
+    transport: Transport, engine: str, answer: bytes, reason: str
+) -> None:
+    certs = make_certificates("private", (HOST,))
+    factory = ManufacturerCA.generate()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    tls = server_context(certs.cert_pem, certs.key_pem, client_cas=factory.cert_pem.decode())
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        context = _context(engine, [certs.ca_pem], factory.issue("A4251B000123", "21WZ12345678", "J179"))
+        with pytest.raises(TransportError) as caught:
+            await transport.request("GET", f"https://{HOST}:{port}/x", context)
+    finally:
+        server.close()
+    assert caught.value.reason == reason
