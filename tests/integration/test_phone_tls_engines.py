@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.fileserver import CertMode, make_certificates
 from harness.listen import server_context, start_sites
@@ -322,3 +324,24 @@ async def test_a_server_that_answers_badly_gets_the_same_reason(
     finally:
         server.close()
     assert caught.value.reason == reason
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    userinfo=st.sampled_from(["", "u@", "u:p@", "%zz:@", "a b@"]),
+    port=st.sampled_from(["", ":0", ":1", ":99999", ":x", ":-1"]),
+    rest=st.text(max_size=40),
+)
+async def test_any_url_from_a_server_ends_in_a_reason_never_a_crash(
+    transport: Transport, userinfo: str, port: str, rest: str
+) -> None:
+    """Firmware and EST URLs come from the server's answer: whatever they hold, the own engine
+    answers with a reason id. (The host stays 127.0.0.1 or a name mapped to it: `rest` is after
+    the path's first slash, so it cannot change the authority.)"""
+    creds = ManufacturerCA.generate().issue("A4251B000123", "21WZ12345678", "J179")
+    context = OwnCertificate(None, creds.cert_pem, creds.key_pem)
+    for host in ("127.0.0.1", HOST):
+        try:
+            await transport.request("GET", f"https://{userinfo}{host}{port}/{rest}", context)
+        except TransportError as exc:
+            assert exc.reason in {"invalid-url", "connection-refused", "connection-failed", "timeout"}
