@@ -350,8 +350,7 @@ class OwnCertificateClient:
             seen = PeerCertificate.from_certificate(cert)
             problem = own.policy.problem(seen)
             if problem is not None:
-                names = ", ".join(seen.dns_names or (seen.common_name or "",))
-                return problem, f"{problem} ({names})"
+                return problem, f"{problem} ({seen.names})"
         return None
 
     async def _exchange(
@@ -390,7 +389,6 @@ class OwnCertificateClient:
                     status = event.status_code
                     fields = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers)
                     if drop:
-                        channel.close()
                         raise TransportError("connection-dropped", "the phone closed the connection before the answer")
                 elif isinstance(event, h11.Data):
                     parts.append(bytes(event.data))
@@ -399,12 +397,6 @@ class OwnCertificateClient:
                 elif isinstance(event, h11.ConnectionClosed):
                     closed = True
                     raise h11.RemoteProtocolError("the server closed the connection mid-answer")
-        except _Stale:
-            channel.close()
-            raise
-        except TransportError:
-            channel.close()
-            raise
         except h11.RemoteProtocolError as exc:
             channel.close()
             if closed:  # as aiohttp: an answer cut short is a dropped connection...
@@ -417,7 +409,7 @@ class OwnCertificateClient:
             if reused and not received:
                 raise _Stale from None
             raise TransportError("connection-dropped", _describe(exc)) from None
-        except BaseException:
+        except BaseException:  # _Stale, the drop knob's TransportError, cancellation
             channel.close()
             raise
         self._park(key, channel)

@@ -131,8 +131,7 @@ class _PhoneSSLObject(ssl.SSLObject):
         peer = PeerCertificate.from_ssl_object(self)
         problem = policy.problem(peer)
         if problem is not None:
-            names = ", ".join(peer.dns_names or (peer.common_name or "",)) if peer else ""
-            error = ssl.SSLCertVerificationError(1, f"{problem} ({names})")
+            error = ssl.SSLCertVerificationError(1, f"{problem} ({peer.names if peer else ''})")
             error.phone_reason = problem  # type: ignore[attr-defined]
             error.verify_message = problem
             raise error
@@ -232,6 +231,11 @@ class PeerCertificate:
     common_name: str | None
     not_before: float
     not_after: float
+
+    @property
+    def names(self) -> str:
+        """The names it is for, as a phone reports them: its DNS SANs, else its CN."""
+        return ", ".join(self.dns_names or (self.common_name or "",))
 
     @property
     def wildcard(self) -> bool:
