@@ -50,7 +50,7 @@ async def network_server(network: NetworkLayer | None) -> NetworkServer | None:
     """The provisioning server the network offers, or None (also when there is no network layer)."""
     if network is None:
         return None
-    return await network.provisioning_server()
+    return (await network.offer()).server
 
 
 def code_problem(code: str, formats: tuple[str, ...] | list[str]) -> str | None:

@@ -31,7 +31,21 @@ from aiohttp.resolver import DefaultResolver
 
 from simulators.sson import parse_sson
 
-__all__ = ["HostMapResolver", "NetworkLayer", "NetworkServer", "StaticNetwork", "is_ip", "sson_server"]
+__all__ = [
+    "HostMapResolver",
+    "NetworkLayer",
+    "NetworkOffer",
+    "NetworkServer",
+    "Note",
+    "SOURCES",
+    "StaticNetwork",
+    "is_ip",
+    "sson_server",
+]
+
+# Where a provisioning server came from (PROTOCOL §5 `source`); `dhcp-siaddr` is the DHCPACK's
+# server address field (research §9: HTTPSRVR/TLSSRVR from siaddr when non-zero).
+SOURCES = ("dhcp-242", "dhcp-43", "dhcp-siaddr", "lldp", "des", "manual", "none")
 
 
 def is_ip(host: str) -> bool:
@@ -46,17 +60,37 @@ def is_ip(host: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class NetworkServer:
     """A provisioning server the network named: its base URL, where it came from
-    (`dhcp-option-242`, `lldp`) and the other parameters that came with it."""
+    (`dhcp-242`, `dhcp-43`, `dhcp-siaddr`, `lldp`: `SOURCES`) and the other parameters that
+    came with it."""
 
     url: str
     source: str
     params: Mapping[str, str] = field(default_factory=dict)
 
 
+# An event the network layer asks the phone to record: (name, detail), e.g.
+# ("dhcp-lease", {"ip": "10.213.0.50", "server": "10.213.0.1", "lease": 3600, "options": {...}}).
+Note = tuple[str, Mapping[str, object]]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkOffer:
+    """What the network told the phone when it came up: the file server it named (or None),
+    every parameter it set with the source of each (DES_STAT, L2Q, L2QVLAN, MCIPADD, HTTPSRVR…;
+    research §9-§10), the phone's own address (a DHCP lease), and notes for the event log."""
+
+    server: NetworkServer | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)  # parameter -> the source that set it
+    address: str | None = None
+    notes: tuple[Note, ...] = ()
+
+
 @runtime_checkable
 class NetworkLayer(Protocol):
-    async def provisioning_server(self) -> NetworkServer | None:
-        """The file server DHCP/LLDP offer, or None."""
+    async def offer(self) -> NetworkOffer:
+        """Bring the phone's network up (DHCP, LLDP) and say what it offered; never raises for
+        what the network did or did not answer (no lease is an offer without an address)."""
         ...
 
 
@@ -90,15 +124,22 @@ class StaticNetwork:
         if lldp_file_server is not None:
             ipaddress.IPv4Address(lldp_file_server)  # the TLV carries an IPv4 address
 
-    async def provisioning_server(self) -> NetworkServer | None:
+    async def offer(self) -> NetworkOffer:
+        params: dict[str, str] = {}
+        sources: dict[str, str] = {}
         if self.option_242:
-            params = parse_sson(self.option_242).params
+            params = dict(parse_sson(self.option_242).params)
+            sources = dict.fromkeys(params, "dhcp-242")
             url = sson_server(params)
             if url is not None:
-                return NetworkServer(url, "dhcp-option-242", params)
+                return NetworkOffer(NetworkServer(url, "dhcp-242", params), params, sources)
         if self.lldp_file_server:
-            return NetworkServer(f"http://{self.lldp_file_server}/", "lldp")
-        return None
+            return NetworkOffer(NetworkServer(f"http://{self.lldp_file_server}/", "lldp"), params, sources)
+        return NetworkOffer(None, params, sources)
+
+    async def provisioning_server(self) -> NetworkServer | None:
+        """The file server of `offer()`, or None."""
+        return (await self.offer()).server
 
 
 class HostMapResolver(AbstractResolver):

@@ -135,7 +135,10 @@ class LabTopology:
         try:
             self._netns(self.netns)
             run_ip("link", "set", "lo", "up", netns=self.netns)
-            run_ip("link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0", netns=self.netns)
+            # group_fwd_mask bit 14: the bridge forwards LLDP (01:80:c2:00:00:0e) between its ports, as a
+            # switch hub would; by default a Linux bridge keeps link-local frames to itself.
+            run_ip("link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0",
+                   "group_fwd_mask", "0x4000", netns=self.netns)
             run_ip("addr", "add", f"{self.address}/{self.subnet.prefixlen}", "dev", BRIDGE, netns=self.netns)
             run_ip("link", "set", BRIDGE, "up", netns=self.netns)
         except BaseException:

@@ -54,7 +54,7 @@ async def test_prompt_no_with_dhcp_option_242_and_trustcerts(lab: Lab) -> None:
 
     assert first.result is OutcomeResult.PROVISIONED and first.params["TRUSTCERTS"] == "lab_ca.txt"
     assert event(phone, "network-server") == {"url": f"https://{FILES_HOST}:{files.https_port}/J179/",
-                                              "source": "dhcp-option-242"}
+                                              "source": "dhcp-242"}
     assert event(phone, "server-not-verified") == {"reason": "trustcerts-empty"}
     assert event(phone, "trustcerts-fetched") == {"files": 1, "certificates": 1, "limit": 6}
     assert "enroll-request" not in names(phone)

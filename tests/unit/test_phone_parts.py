@@ -235,7 +235,7 @@ async def test_network_option_242_and_lldp() -> None:
     assert sson_server({"TLSSRVR": "fe80::1", "TLSPORT": "443"}) == "https://[fe80::1]/"
     assert sson_server({"L2Q": "1"}) is None
     served = await StaticNetwork(option_242="TLSSRVR=files.example.com,TLSPORT=443, L2Q=1").provisioning_server()
-    assert served is not None and (served.url, served.source) == ("https://files.example.com/", "dhcp-option-242")
+    assert served is not None and (served.url, served.source) == ("https://files.example.com/", "dhcp-242")
     assert served.params["L2Q"] == "1"
     lldp = await StaticNetwork(lldp_file_server="10.0.0.9").provisioning_server()
     assert lldp is not None and (lldp.url, lldp.source) == ("http://10.0.0.9/", "lldp")

@@ -1,0 +1,69 @@
+"""Tiers that need something of the machine (root for namespaces, a Debian package as an
+independent peer): on a user's machine such a test skips and says what is missing; under
+`ENROLLAB_REQUIRE_TIERS=1` (set by `.ci/run`, which installs the packages first) the same gap is a
+failure, so CI really runs the lab-network tier.
+
+    need_netns()                 # root and iproute2
+    need_tool("dnsmasq", package="dnsmasq-base")
+    with lab_topology("enrollab-t") as lab: ...      # a LabTopology removed even when the test fails
+
+A gap of the kernel itself (no 802.1Q sub-interfaces in a minimal VM's kernel) cannot be
+installed by CI: `need_kernel` skips with the reason in both modes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from harness.lab_network.netns import LabTopology, available, vlan_support
+
+REQUIRE_VAR = "ENROLLAB_REQUIRE_TIERS"
+
+
+def required() -> bool:
+    return os.environ.get(REQUIRE_VAR) == "1"
+
+
+def gap(reason: str) -> None:
+    """Skip (a user's machine) or fail (CI) for `reason`."""
+    if required():
+        pytest.fail(f"{REQUIRE_VAR}=1 and this tier cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def need_netns() -> None:
+    why = available()
+    if why:
+        gap(f"lab-network tier: {why}")
+
+
+def need_tool(command: str, *, package: str) -> str:
+    path = shutil.which(command) or next(
+        (p for p in (f"/usr/sbin/{command}", f"/sbin/{command}") if os.access(p, os.X_OK)), None
+    )
+    if path is None:
+        gap(f"needs `{command}` (Debian package {package}: apt-get install {package})")
+        raise AssertionError("unreachable")
+    return path
+
+
+def need_vlans(netns: str) -> None:
+    why = vlan_support(netns)
+    if why:
+        pytest.skip(f"kernel gap, not a tool CI can install: {why}")
+
+
+@contextlib.contextmanager
+def lab_topology(prefix: str = "enrollab-t", **options: str) -> Iterator[LabTopology]:
+    """A fresh lab in a box, removed afterwards whatever happens; `prefix` gets a random
+    suffix so parallel test runs (tox -p) never share namespaces."""
+    need_netns()
+    lab = LabTopology(f"{prefix}{uuid.uuid4().hex[:4]}", **options)
+    with lab:
+        yield lab
