@@ -17,6 +17,10 @@ Certificate modes (`cert_mode`), generated with `cryptography` at start:
   exact name: what PRF-6 warns about.
 - `expired`: the private CA's certificate for the names, expired yesterday.
 
+On a lab network: `host` is the lab address it listens on, `netns` the lab's namespace (its
+sockets are made there), `ports` = (http, https) fixes the ports (80, 443: a server named by
+an address only, as DHCP siaddr or an LLDP TLV name it, is reached on the default ports).
+
 Knobs: `delay` seconds before each answer (a slow file server); `statuses` forces an answer
 status per path (e.g. 500); `credentials` (user, password) demands HTTP basic authentication
 (PRF-2 URLs may carry `user:password@`). Files come from a dict (mutable while serving, via
@@ -83,8 +87,10 @@ def _ca(common_name: str, organization: str, now: datetime) -> tuple[ec.Elliptic
     return self_signed_ca(common_name, organization, now - timedelta(days=30), days=3680)
 
 
-def make_certificates(mode: CertMode, hostnames: tuple[str, ...] = DEFAULT_HOSTNAMES) -> ServerCertificates:
-    """A CA and a server certificate for `mode` (module docstring)."""
+def make_certificates(
+    mode: CertMode, hostnames: tuple[str, ...] = DEFAULT_HOSTNAMES, addresses: tuple[str, ...] = ("127.0.0.1",)
+) -> ServerCertificates:
+    """A CA and a server certificate for `mode` (module docstring), with IP SANs `addresses`."""
     if mode not in CERT_MODES:
         raise ValueError(f"cert_mode is one of {', '.join(CERT_MODES)}, not {mode!r}")
     now = datetime.now(UTC)
@@ -101,7 +107,7 @@ def make_certificates(mode: CertMode, hostnames: tuple[str, ...] = DEFAULT_HOSTN
         start, end = now - timedelta(days=30), now - timedelta(days=1)
     key = ec.generate_private_key(ec.SECP256R1())
     san: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
-    san.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    san.extend(x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(addresses))
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
@@ -137,6 +143,8 @@ class FileServer:
         statuses: Mapping[str, int] | None = None,
         credentials: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        netns: str | None = None,
+        ports: tuple[int, int] | None = None,
     ) -> None:
         self.root: Path | None = None
         self.files: dict[str, bytes] = {}
@@ -151,7 +159,9 @@ class FileServer:
         self.statuses = dict(statuses or {})
         self.credentials = credentials
         self.clock = clock
-        self.certificates = make_certificates(cert_mode, hostnames)
+        self.netns = netns
+        self.fixed_ports = ports
+        self.certificates = make_certificates(cert_mode, hostnames, ("127.0.0.1", host))
         self.requests: list[RequestRecord] = []
         self.http_port = 0
         self.https_port = 0
@@ -189,7 +199,8 @@ class FileServer:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self._handle)
         self._runner, (self.http_port, self.https_port) = await start_sites(
-            app, self.host, [None, server_context(self.certificates.cert_pem, self.certificates.key_pem)]
+            app, self.host, [None, server_context(self.certificates.cert_pem, self.certificates.key_pem)],
+            netns=self.netns, ports=self.fixed_ports,
         )
         return self
 

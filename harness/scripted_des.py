@@ -293,6 +293,7 @@ class ScriptedDES:
         files: Mapping[str, bytes] | None = None,
         clock: Callable[[], float] = time.time,
         pki: DesPki | None = None,
+        netns: str | None = None,
     ) -> None:
         bundle = [manufacturer_cas] if isinstance(manufacturer_cas, bytes | str) else list(manufacturer_cas)
         self.manufacturer_pem = "".join(_pem_text(pem).strip() + "\n" for pem in bundle)
@@ -301,6 +302,7 @@ class ScriptedDES:
         self.pki = pki or DesPki.shared(hostnames)
         self.hostnames = self.pki.hostnames
         self.host = host
+        self.netns = netns
         self.files: dict[str, bytes] = dict(files or {})
         self.clock = clock
         self.default: Handler = lambda body: unknown_device()
@@ -440,7 +442,7 @@ class ScriptedDES:
         app.router.add_get(FILES_PATH + "{name:.+}", self._file)
         app.router.add_get(EST_ROOT + "/cacerts", self._cacerts)
         app.router.add_post(EST_ROOT + "/simpleenroll", self._simpleenroll)
-        self._runner, (self.port,) = await start_sites(app, self.host, [self._ssl_context()])
+        self._runner, (self.port,) = await start_sites(app, self.host, [self._ssl_context()], netns=self.netns)
         return self
 
     async def stop(self) -> None:

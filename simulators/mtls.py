@@ -45,6 +45,7 @@ from service_identity import hazmat as identity
 from service_identity.cryptography import extract_patterns
 from yarl import URL
 
+from simulators.l2.netns import connect_in
 from simulators.network import HostMapResolver, is_ip
 from simulators.replies import VERIFY_REASONS, Reply, TransportError
 from simulators.tls import HandshakePolicy, PeerCertificate, split_pem
@@ -218,10 +219,13 @@ class _Stale(Exception):
 class OwnCertificateClient:
     """Requests over `OwnCertificate` contexts (module docstring); one per `Transport`."""
 
-    def __init__(self, resolver: HostMapResolver, *, timeout: float = 10.0, keepalive: float = 2.0) -> None:
+    def __init__(
+        self, resolver: HostMapResolver, *, timeout: float = 10.0, keepalive: float = 2.0, netns: str | None = None
+    ) -> None:
         self.resolver = resolver
         self.timeout = timeout
         self.keepalive = keepalive
+        self.netns = netns
         self._idle: dict[tuple[OwnCertificate, str, int], _Channel] = {}
         self._contexts: OrderedDict[tuple[Any, ...], SSL.Context] = OrderedDict()
 
@@ -304,7 +308,11 @@ class OwnCertificateClient:
     async def _open(self, own: OwnCertificate, host: str, port: int) -> _Channel:
         try:
             found = await self.resolver.resolve(host, port)
-            reader, writer = await asyncio.open_connection(found[0]["host"], port)
+            if self.netns is None:
+                reader, writer = await asyncio.open_connection(found[0]["host"], port)
+            else:
+                sock = await connect_in(self.netns, found[0]["host"], port, found[0]["family"])
+                reader, writer = await asyncio.open_connection(sock=sock)
         except ConnectionRefusedError as exc:
             raise TransportError("connection-refused", f"{host}:{port}: {exc}") from None
         except OSError as exc:

@@ -6,6 +6,9 @@ Each request names its own `ssl.SSLContext`; aiohttp pools connections per conte
 reuses its own connections during a boot and never another phone's. Idle connections close
 after `keepalive` seconds, so a large fleet does not sit on thousands of sockets.
 
+With `netns`, every connection is made from inside that network namespace (a phone on a lab
+network of its own, `simulators.l2.netns`), while the process stays where it is.
+
 Every failure below HTTP becomes a `TransportError` with a stable reason id:
 `server-certificate-untrusted`, `server-certificate-expired`, `server-certificate-not-yet-valid`,
 `server-certificate-name-mismatch`, `wildcard-certificate-refused` (the phone refused the
@@ -24,6 +27,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
+from simulators.l2.netns import socket_factory
 from simulators.mtls import OwnCertificate, OwnCertificateClient
 from simulators.network import HostMapResolver
 from simulators.replies import VERIFY_REASONS, Reply, TransportError
@@ -36,11 +40,20 @@ class Transport:
     """The shared session (module docstring); created inside the running event loop."""
 
     def __init__(
-        self, hosts: Mapping[str, str] | None = None, *, timeout: float = 10.0, keepalive: float = 2.0
+        self,
+        hosts: Mapping[str, str] | None = None,
+        *,
+        timeout: float = 10.0,
+        keepalive: float = 2.0,
+        netns: str | None = None,
     ) -> None:
         self.resolver = HostMapResolver(hosts)
+        extra: dict[str, Any] = {}
+        if netns is not None:
+            extra["socket_factory"] = socket_factory(netns)
         connector = aiohttp.TCPConnector(
-            resolver=self.resolver, limit=0, keepalive_timeout=keepalive, ttl_dns_cache=None, use_dns_cache=False
+            resolver=self.resolver, limit=0, keepalive_timeout=keepalive, ttl_dns_cache=None, use_dns_cache=False,
+            **extra,
         )
         self.session = aiohttp.ClientSession(
             connector=connector,
@@ -50,7 +63,7 @@ class Transport:
             headers={"User-Agent": "enrollab-phone/1"},
         )
         self.contexts = ContextCache()
-        self.own = OwnCertificateClient(self.resolver, timeout=timeout, keepalive=keepalive)
+        self.own = OwnCertificateClient(self.resolver, timeout=timeout, keepalive=keepalive, netns=netns)
 
     async def close(self) -> None:
         await self.own.close()

@@ -12,16 +12,18 @@ Python 3.11 has no `os.setns`, hence libc through ctypes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["NETNS_DIR", "NetnsError", "entered", "exists", "socket_in"]
+__all__ = ["NETNS_DIR", "NetnsError", "connect_in", "entered", "exists", "socket_factory", "socket_in"]
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -59,7 +61,7 @@ def entered(name: str | None) -> Iterator[None]:
             target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NetnsError(2, f"no network namespace {name!r} (ip netns add {name})") from None
-        own = os.open(f"/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             _setns(target)
             try:
@@ -76,3 +78,28 @@ def socket_in(name: str | None, family: int = socket.AF_INET, type: int = socket
     """A new socket created in namespace `name` (module docstring)."""
     with entered(name):
         return socket.socket(family, type, proto)
+
+
+async def connect_in(name: str | None, host: str, port: int, family: int = socket.AF_INET) -> socket.socket:
+    """A TCP socket made in namespace `name` and connected to (host, port), non-blocking."""
+    sock = socket_in(name, family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def socket_factory(name: str | None) -> Callable[[Any], socket.socket]:
+    """For aiohttp's `TCPConnector(socket_factory=…)`: its sockets are made in namespace `name`
+    (aiohttp connects them; an address-info tuple is (family, type, proto, canonname, sockaddr))."""
+
+    def make(addr_info: Any) -> socket.socket:
+        family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
+        sock = socket_in(name, family, type_, proto)
+        sock.setblocking(False)
+        return sock
+
+    return make
