@@ -29,8 +29,8 @@
     ip = "10.0.40.21"
     reboot = "sip-notify"          # sip-notify | poe | manual (an operator prompt)
 
-    [network]
-    interface = "eth1"             # layer-2 work, a later issue
+    [network]                      # the lab network: harness.lab_network.spec documents it
+    interface = "eth1"
 
 Examples ship as `fixtures/labs/example-sim.toml` and `fixtures/labs/example-lab.toml`.
 
@@ -70,6 +70,7 @@ import jsonschema
 
 import fixtures
 from harness.errors import LabError
+from harness.lab_network.spec import NetworkSpec, parse_network
 
 __all__ = [
     "DEFAULT_LAB",
@@ -153,6 +154,7 @@ class Lab:
     path: Path | None = None
     digest: str | None = None
     interface: str | None = None
+    network: NetworkSpec | None = None
 
     def devices_for(self, target: str) -> tuple[DeviceSpec, ...]:
         """The devices a `--target` works with: sim -> simulated, lab -> physical."""
@@ -279,9 +281,9 @@ class _Checker:
         options = LabOptions(seed=seed, concurrency=_int(options_doc.get("concurrency"), 4))
         server = self.server(_table(doc.get("server")))
         devices = self.devices(doc.get("devices"), seed)
-        network = _table(doc.get("network"))
-        interface = network.get("interface") if isinstance(network.get("interface"), str) else None
-        return Lab(server=server, devices=tuple(devices), options=options, interface=interface)
+        network = parse_network(_table(doc.get("network")), self.problem)
+        interface = network.interface if network is not None else None
+        return Lab(server=server, devices=tuple(devices), options=options, interface=interface, network=network)
 
     def server(self, raw: Mapping[str, Any]) -> ServerSpec:
         url = raw.get("url") if isinstance(raw.get("url"), str) else None

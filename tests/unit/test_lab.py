@@ -221,3 +221,52 @@ def test_locate_follows_tables_arrays_of_tables_and_dotted_keys() -> None:
     assert locate(text, ["options", "seed"]) is None
     assert field_path(["devices", 2, "faults", "clock_skew"]) == "devices[2].faults.clock_skew"
     assert field_path([]) == "(top level)"
+
+
+# -- [network] (harness.lab_network.spec) ------------------------------------------------------------
+
+NETWORK = """
+[network]
+interface = "eth1"
+[network.dhcp]
+address = "10.213.0.1"
+pool = ["10.213.0.100", "10.213.0.199"]
+option_242 = "HTTPSRVR=10.213.0.1,HTTPDIR=/j,DES_STAT=2"
+[network.vlans.212]
+pool = ["10.213.212.10", "10.213.212.20"]
+[network.lldp]
+file_servers = ["10.213.0.1"]
+med_policy = { vlan = 212, dscp = 46 }
+"""
+
+
+def test_the_network_table_becomes_a_spec() -> None:
+    lab = parse_lab(NETWORK)
+    assert lab.interface == "eth1" and lab.network is not None
+    assert lab.network.dhcp is not None and lab.network.dhcp.pool == ("10.213.0.100", "10.213.0.199")
+    assert lab.network.dhcp.option_242 == "HTTPSRVR=10.213.0.1,HTTPDIR=/j,DES_STAT=2"
+    assert set(lab.network.vlans) == {212}
+    assert lab.network.lldp is not None and lab.network.lldp.med_vlan == 212
+    assert lab.network.capture is True
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (('"10.213.0.199"', '"10.213.1.199"'), "network.dhcp.pool: 10.213.1.199 is outside the scope's subnet"),
+        (('["10.213.0.100", "10.213.0.199"]', '["10.213.0.199", "10.213.0.100"]'), "the pool runs backwards"),
+        (("DES_STAT=2", "DES STAT=2"), "network.dhcp.option_242: not NAME=value pairs"),
+        (("DES_STAT=2", "DES_STAT=" + "2" * 250), "bytes: one DHCP option holds at most 255"),
+        (("vlans.212", "vlans.5000"), "'5000' is not a VLAN id"),
+        (('address = "10.213.0.1"', 'address = "10.213.0.256"'), "network.dhcp.address"),
+        (("interval", "x"), None),
+    ],
+)
+def test_network_table_problems_name_the_field(change: tuple[str, str], expected: str | None) -> None:
+    text = NETWORK.replace(*change)
+    if expected is None:
+        parse_lab(text)
+        return
+    with pytest.raises(LabError) as caught:
+        parse_lab(text)
+    assert expected in caught.value.message
