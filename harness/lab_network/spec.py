@@ -118,8 +118,8 @@ def _scope(raw: Mapping[str, Any], where: list[str | int], problem: Problem) -> 
     own = _ipv4(address)
     if own is not None and isinstance(prefixlen, int):
         subnet = ipaddress.IPv4Interface(f"{own}/{prefixlen}").network
-        for name, value in (("pool", pool_pair[0] if pool_pair else None), ("pool", pool_pair[1] if pool_pair else None),
-                            ("router", raw.get("router"))):
+        ends = list(pool_pair or ())
+        for name, value in [*(("pool", end) for end in ends), ("router", raw.get("router"))]:
             found = _ipv4(value)
             if found is not None and found not in subnet:
                 problem([*where, name], f"{value} is outside the scope's subnet {subnet}", value)

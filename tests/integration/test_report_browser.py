@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.report import write_report
+from tests.lab_tiers import gap
 from tests.unit.test_report import sample
 
 CHROMIUM = Path(os.environ.get("ENROLLAB_CHROMIUM", "/usr/bin/chromium"))
@@ -24,7 +25,7 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "report-screens
 
 def test_report_html_renders_the_matrix_in_headless_chromium(tmp_path: Path) -> None:
     if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install the Debian package `chromium` (apt-get install -y chromium)")
+        gap(f"no Chromium at {CHROMIUM}: install the Debian package `chromium` (apt-get install -y chromium)")
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright is missing: pip install -e '.[test]' (the test extra)"
     )
