@@ -93,7 +93,8 @@ def parse_network(raw: Mapping[str, Any], problem: Problem) -> NetworkSpec | Non
     lldp_raw = raw.get("lldp")
     lldp = None
     if isinstance(lldp_raw, Mapping) and lldp_raw.get("enabled", True) is not False:
-        med = lldp_raw.get("med_policy") if isinstance(lldp_raw.get("med_policy"), Mapping) else {}
+        med_raw = lldp_raw.get("med_policy")
+        med: Mapping[str, Any] = med_raw if isinstance(med_raw, Mapping) else {}
         lldp = LldpSpec(
             interval=float(lldp_raw.get("interval", 30)),
             system_name=lldp_raw.get("system_name"),
