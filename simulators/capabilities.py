@@ -6,7 +6,8 @@ Three fixtures, read once (`Capabilities.load()`):
 - `fixtures/firmware-catalog.json`: the model's releases, latest version and `$MODEL4`;
 - `fixtures/phone-models.json` (schema `fixtures/schemas/phone-models.schema.json`, validated
   with jsonschema on load): `$MODEL`, `$MODEL6`, `$HWVERS`, the first file the phone requests
-  from a provisioning server, fixed `$-variables`, quirks, MAC OUIs, the prompt's timeout.
+  from a provisioning server, fixed `$-variables`, quirks, MAC OUIs, the prompt's timeout, and
+  how the firmware treats DES_STAT (`des`, research §11.6).
 
 Model differences are answered here as data; the phone code never asks `if model == …`.
 
@@ -17,6 +18,7 @@ Decisions (the data file's `decisions` list says why for each value):
   "12-digit numeric enrollment code" -> `nec12`, "Provisioning enrollment code" -> `pec12`.
 - A quirk applies from its `from` version (inclusive) up to its `below` version (exclusive);
   either bound may be missing.
+- DES_STAT 3 exists from `des.force_from` (inclusive; None: never), as quirks' `from` bounds do.
 - `variables()` gives `$MACADDR` as 12 upper-case hex digits (PROTOCOL §1); the interpreter
   (`simulators.script`) derives the lower-case form a GET uses (research §1 [obs S43]).
 """
@@ -41,6 +43,7 @@ __all__ = [
     "CODE_FEATURES",
     "REFUSES_WILDCARDS",
     "Capabilities",
+    "DesPolicy",
     "PhoneModel",
     "PhoneModelsError",
     "Quirk",
@@ -84,6 +87,20 @@ class Quirk:
 
 
 @dataclass(frozen=True, slots=True)
+class DesPolicy:
+    """How a model's firmware treats DES_STAT (research §11.6; the data file's `des` and its
+    decisions say why for each model)."""
+
+    force_from: Version | None  # first version that takes 3 (DES without the prompt); None: none
+    force_overrides_network: bool  # 3 runs DES even when the network named a server
+    network_server_skips_des: bool  # at 2, a server from the network means no prompt and no DES
+
+    def forces(self, version: Version) -> bool:
+        """Whether DES_STAT 3 exists at `version` (else it acts as 2)."""
+        return self.force_from is not None and version >= self.force_from
+
+
+@dataclass(frozen=True, slots=True)
 class PhoneModel:
     """One model's simulator data (see the module docstring for where each field comes from)."""
 
@@ -101,6 +118,7 @@ class PhoneModel:
     quirks: tuple[Quirk, ...]
     ouis: tuple[str, ...]
     prompt_seconds: int
+    des: DesPolicy
     releases: tuple[str, ...]
     latest: str
 
@@ -182,6 +200,15 @@ class Capabilities:
     def code_formats(self, model: str, firmware: str | Version) -> tuple[str, ...]:
         """ENR-3: the enrollment-code formats (`nec8`, `nec12`, `pec12`) the phone can take."""
         return tuple(fmt for fmt, feature in CODE_FEATURES.items() if self.supports(model, firmware, feature))
+
+    # -- DES_STAT (research §11.6) ----------------------------------------------------------
+
+    def des_policy(self, model: str) -> DesPolicy:
+        return self.model(model).des
+
+    def can_force_des(self, model: str, firmware: str | Version) -> bool:
+        """Whether the firmware takes DES_STAT 3 (else 3 acts as 2)."""
+        return self.model(model).des.forces(_version(firmware))
 
     # -- quirks and variables --------------------------------------------------------------
 
@@ -268,6 +295,11 @@ def _model(name: str, raw: Mapping[str, Any], catalog: Mapping[str, Any], matrix
         quirks=quirks,
         ouis=tuple(raw["ouis"]),
         prompt_seconds=raw["prompt_seconds"],
+        des=DesPolicy(
+            force_from=_opt_version(raw["des"]["force_from"], f"{where}.des.force_from"),
+            force_overrides_network=raw["des"]["force_overrides_network"],
+            network_server_skips_des=raw["des"]["network_server_skips_des"],
+        ),
         releases=tuple(catalog["releases"]),
         latest=catalog["latest"],
     )

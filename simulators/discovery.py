@@ -1,11 +1,29 @@
-"""Discovery: the auto-provisioning prompt, the network's offer, the enrollment request and its
-answer (research §11; PROTOCOL §2), and the phone's own check of a typed code (ENR-3).
+"""Discovery: DES_STAT and the route it sets, the auto-provisioning prompt, the network's offer,
+the enrollment request and its answer (research §11; PROTOCOL §2), and the phone's own check of a
+typed code (ENR-3).
 
 Decisions:
-- Prompt (research §11.2-§11.5): "Yes" uses only the enrollment server; "No" asks the network
-  (DHCP SSON option 242 / LLDP) and, when it names no server, shows manual server entry;
-  no answer for the model's `prompt_seconds` (60 s, on the phone's clock) asks the network and
-  then the enrollment server, as the 2019 guide's flow diagram does.
+- DES_STAT (research §11.6, template S2:L8757-8770) is the network offer's (e.g. option 242
+  "…,DES_STAT=0") over the phone's settings (a settings file applied earlier) over the default 2:
+  option 242 "supersede[s] … any other previously set values" [doc S31]. A value other than
+  0-3 is ignored (the next source counts) [inf]. Where the firmware has no value 3 (the model's
+  `des.force_from`, `simulators.capabilities`), 3 acts as 2 [inf].
+- The route a phone without a configured server takes (`route`; the model data decides, not its
+  name):
+  - DES_STAT 0 or 1 -> `des-disabled`: no prompt, no DES; the network's server, else manual entry.
+  - 2 -> `prompt`: the prompt (below); but where the network named a server and the model has
+    `network_server_skips_des` (Vantage) -> `network-server`: no prompt, no DES, the network's
+    server ("DES is not activated if a server was received from DHCP, LLDP …" [tpl S2:L8757-8770]).
+  - 3 without `force_overrides_network` (J100 R4.0.0.0+) -> `network-first`: no prompt; the
+    network's server, else DES — a prompt timeout without the wait [inf: the web UI calls 3 "Force
+    enable on DES prompt timeout", S25].
+  - 3 with `force_overrides_network` (Vantage R2.1+) -> `des-first`: no prompt; DES even when the
+    network named a server [tpl]; that server only when DES leaves the phone without one (no
+    redirect, or one it refused) [inf].
+- Prompt (research §11.2-§11.5): "Yes" uses only the enrollment server (a network server is
+  ignored); "No" asks the network (DHCP SSON option 242 / LLDP) and, when it names no server,
+  shows manual server entry; no answer for the model's `prompt_seconds` (60 s, on the phone's
+  clock) asks the network and then the enrollment server, as the 2019 guide's flow diagram does.
 - Without a network layer attached the network names nothing.
 - A typed code is taken only when it is all ASCII digits and its length is one the firmware
   takes: 8 needs `nec8`; 12 needs `nec12` or `pec12` (a phone cannot tell an NEC-12 from a PEC
@@ -18,17 +36,82 @@ Decisions:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from simulators.capabilities import DesPolicy
 from simulators.clock import Clock
 from simulators.network import NetworkLayer, NetworkServer
 
-__all__ = ["ANSWERS", "Answer", "PromptAnswer", "code_problem", "network_server", "parse_answer", "prompt"]
+__all__ = [
+    "ANSWERS",
+    "DES_STAT_DEFAULT",
+    "Answer",
+    "DesStat",
+    "PromptAnswer",
+    "Route",
+    "code_problem",
+    "des_stat",
+    "network_server",
+    "parse_answer",
+    "prompt",
+    "route",
+]
 
 ENROLL_PATH = "/device/v1/enroll"
 ANSWERS = frozenset({"redirect", "upgrade", "code_required", "code_invalid", "locked", "rejected", "unknown_device"})
+
+
+DES_STAT_DEFAULT = 2
+DES_STAT_FORCE = 3
+_DES_STAT_VALUES = {"0": 0, "1": 1, "2": 2, "3": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class DesStat:
+    """The DES_STAT a phone goes by, where it came from (`network`, `settings`, `default`), and the
+    values it ignored on the way as (value, source)."""
+
+    value: int
+    source: str
+    ignored: tuple[tuple[str, str], ...] = ()
+
+
+def des_stat(network: Mapping[str, str], settings: Mapping[str, str]) -> DesStat:
+    """research §11.6: the network's DES_STAT over the settings' over the default (module docstring)."""
+    ignored: list[tuple[str, str]] = []
+    for source, params in (("network", network), ("settings", settings)):
+        raw = params.get("DES_STAT")
+        if raw is None:
+            continue
+        value = _DES_STAT_VALUES.get(raw.strip())
+        if value is not None:
+            return DesStat(value, source, tuple(ignored))
+        ignored.append((raw, source))
+    return DesStat(DES_STAT_DEFAULT, "default", tuple(ignored))
+
+
+class Route(StrEnum):
+    """How a phone without a configured server looks for one (the module docstring's table)."""
+
+    PROMPT = "prompt"
+    DES_DISABLED = "des-disabled"
+    NETWORK_SERVER = "network-server"
+    NETWORK_FIRST = "network-first"
+    DES_FIRST = "des-first"
+
+
+def route(des_stat: int, policy: DesPolicy, network_server: bool) -> Route:
+    """research §11.6: the route for an effective DES_STAT (3 only where the firmware has it)."""
+    if des_stat in (0, 1):
+        return Route.DES_DISABLED
+    if des_stat == DES_STAT_FORCE:
+        return Route.DES_FIRST if policy.force_overrides_network else Route.NETWORK_FIRST
+    if network_server and policy.network_server_skips_des:
+        return Route.NETWORK_SERVER
+    return Route.PROMPT
 
 
 class PromptAnswer(StrEnum):

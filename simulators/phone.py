@@ -96,7 +96,7 @@ from simulators.clock import Clock, RealClock
 from simulators.discovery import PromptAnswer
 from simulators.events import Event
 from simulators.identity import PhoneIdentity
-from simulators.network import NetworkLayer
+from simulators.network import NetworkLayer, NetworkOffer
 from simulators.transport import Transport
 
 __all__ = ["Faults", "Outcome", "OutcomeResult", "Phone", "PhoneEnvironment", "State", "User"]
@@ -206,6 +206,7 @@ class Outcome:
     server: str | None = None
     identity_certificate: bytes | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    source: str = "none"  # where `server` came from (simulators.network.SOURCES); "none" without one
 
     @property
     def ok(self) -> bool:
@@ -218,6 +219,7 @@ class Outcome:
             "firmware": self.firmware,
             "group": self.group,
             "server": self.server,
+            "source": self.source,
             "params": self.params,
             "fetched": self.fetched,
             "identity_certificate": self.identity_certificate is not None,
@@ -227,7 +229,8 @@ class Outcome:
 
 class PhoneEnvironment:
     """What a fleet of phones shares: the enrollment server's URL, the CAs built into the phones
-    as public roots, the lab's host names, the network layer, the clock, and one HTTP session.
+    as public roots, the lab's host names, the network layer, the clock, and one HTTP session —
+    made inside the network namespace `netns` when given (a phone on a lab network of its own).
 
     The session is opened by the first phone that boots and closed when the last running phone
     finishes (or by `close()` / `async with`), so phones can be made and booted without managing
@@ -245,6 +248,7 @@ class PhoneEnvironment:
         *,
         capabilities: Capabilities | None = None,
         keepalive: float = 2.0,
+        netns: str | None = None,
     ) -> None:
         self.enrollment_url = enrollment_url.rstrip("/")
         self.public_roots = tuple(pem if isinstance(pem, bytes) else str(pem).encode() for pem in public_roots)
@@ -254,13 +258,15 @@ class PhoneEnvironment:
         self.http_timeout = http_timeout
         self.capabilities = capabilities or Capabilities.load()
         self.keepalive = keepalive
+        self.netns = netns
         self._transport: Transport | None = None
         self._active = 0
 
     @contextlib.asynccontextmanager
     async def transport(self) -> AsyncIterator[Transport]:
         if self._transport is None:
-            self._transport = Transport(self.hosts, timeout=self.http_timeout, keepalive=self.keepalive)
+            self._transport = Transport(self.hosts, timeout=self.http_timeout, keepalive=self.keepalive,
+                                        netns=self.netns)
         transport = self._transport
         self._active += 1
         try:
@@ -295,6 +301,7 @@ class Memory:
         "identity_cert",
         "identity_key",
         "params",
+        "server_source",
         "server_type",
         "server_url",
         "trust",
@@ -306,6 +313,7 @@ class Memory:
         self.firmware = firmware
         self.server_url: str | None = None
         self.server_type: str | None = None
+        self.server_source: str | None = None  # simulators.network.SOURCES: where server_url came from
         self.group = 0
         self.trust: list[bytes] = []  # root CA from enrollment
         self.trustcerts: list[bytes] = []  # from TRUSTCERTS
@@ -319,8 +327,8 @@ class Memory:
 class Phone:
     """One simulated phone (module docstring). Nothing costly exists until `boot()`."""
 
-    __slots__ = ("_busy", "_cert_pem", "_events", "_key_pem", "_memory", "_state", "env", "faults", "identity",
-                 "outcome", "user")
+    __slots__ = ("_busy", "_cert_pem", "_events", "_key_pem", "_memory", "_offer", "_state", "env", "faults",
+                 "identity", "outcome", "user")
 
     def __init__(
         self,
@@ -340,6 +348,7 @@ class Phone:
         self._state = State.OFF
         self._events: list[Event] | None = None
         self._memory: Memory | None = None
+        self._offer: NetworkOffer | None = None  # what the network offered since power-on (volatile)
         self.outcome: Outcome | None = None
         self._busy = False
 
@@ -364,6 +373,7 @@ class Phone:
         """Forget everything learnt (server, trust, identity certificate); keep the firmware."""
         firmware = self.firmware
         self._memory = Memory(firmware)
+        self._offer = None
         self._state = State.OFF
 
     async def boot(self) -> Outcome:

@@ -1,9 +1,18 @@
 """What every stage of a phone's run stands on: the run's state, recording events, the phone's
 own checks on a server certificate, HTTP, and ending the run with an `Outcome`.
 
-The stages (`boot`, `enroll`, `firmware`, `redirect`, `provision`) are mixins over `RunCore`,
-composed by `simulators.stages.run.Run`; where one stage hands over to another it calls the
-composed run (`self.des()`, `self.provision()`), declared here for the type checker only.
+The stages (`boot`, `source`, `enroll`, `firmware`, `redirect`, `provision`) are mixins over
+`RunCore`, composed by `simulators.stages.run.Run`; where one stage hands over to another it calls
+the composed run (`self.des()`, `self.provision()`), declared here for the type checker only.
+
+Decisions:
+- A run that ends without a provisioning server, and settled on none during the run, records
+  `provisioning-source` {source: none} before its `outcome`; `Outcome.source` is where the server
+  the phone ends with came from (its memory), "none" without one.
+- On the `des-first` route (DES_STAT 3 on a Vantage, `simulators.discovery`) the network's server
+  is held back while DES runs; an end of the run before DES gave the phone a server raises
+  `NoRedirect` instead, and the boot stage goes on with the network's server [inf]. A simulator
+  error still ends the run.
 """
 
 from __future__ import annotations
@@ -14,16 +23,26 @@ from typing import TYPE_CHECKING, Any
 from simulators.capabilities import REFUSES_WILDCARDS
 from simulators.events import Event
 from simulators.mtls import OwnCertificate
+from simulators.network import NetworkOffer, NetworkServer
 from simulators.phone import TERMINAL_STATE, Memory, Outcome, OutcomeResult, Phone, State
 from simulators.provisioning import redact
 from simulators.tls import HandshakePolicy
 from simulators.transport import Reply, Transport
 
-__all__ = ["Context", "RunCore"]
+__all__ = ["Context", "NoRedirect", "RunCore"]
 
 # What a request is made with: a shared context (no client certificate), the phone's own
 # certificate (`simulators.mtls`), or None for plain HTTP.
 Context = ssl.SSLContext | OwnCertificate | None
+
+
+class NoRedirect(Exception):
+    """DES left the phone without a provisioning server while the network's was held back."""
+
+    def __init__(self, result: OutcomeResult, reason: str | None) -> None:
+        super().__init__(f"{result}: {reason}")
+        self.result = result
+        self.reason = reason
 
 
 class RunCore:
@@ -46,11 +65,21 @@ class RunCore:
         self.requested: list[str] = []
         self.fetched: list[str] = []
         self._factory_context: OwnCertificate | None = None
+        self.settled = False  # a provisioning-source was recorded in this run
+        self.held: NetworkServer | None = None  # the network's server while DES runs first
+        self.des_reason = "DES was asked"  # why DES runs, for provisioning-source's `why`
+        self.network_error: str | None = None  # the network layer's failure at bring-up
+
+    @property
+    def offer(self) -> NetworkOffer | None:
+        """What the network offered since power-on (None: no network layer, or not up yet)."""
+        return self.phone._offer
 
     if TYPE_CHECKING:
         # The stages' entry points that other stages call (defined in simulators/stages/*).
         async def des(self) -> Outcome: ...
         async def manual(self, reason: str) -> Outcome: ...
+        def settle_des(self, url: str) -> None: ...
         async def upgrade(self, raw: Any, *, in_redirect: bool) -> Outcome | bool: ...
         async def redirect(self, body: Any) -> Outcome: ...
         async def provision(self) -> Outcome: ...
@@ -78,8 +107,14 @@ class RunCore:
         return self.caps.supports(self.model.name, firmware or self.firmware, feature)
 
     def finish(self, result: OutcomeResult, reason: str | None = None, **detail: Any) -> Outcome:
-        self.enter(TERMINAL_STATE.get(result, State.FAILED), "outcome", result=str(result), reason=reason)
         memory = self.memory
+        if self.held is not None and not self.settled and result is not OutcomeResult.SIMULATOR_ERROR:
+            raise NoRedirect(result, reason)
+        if not self.settled and memory.server_url is None:
+            ended = f"{result}: {reason}" if reason else str(result)
+            self.record("provisioning-source", source="none", url=None,
+                        why=f"the run ended ({ended}) without a provisioning server")
+        self.enter(TERMINAL_STATE.get(result, State.FAILED), "outcome", result=str(result), reason=reason)
         return Outcome(
             result=result,
             reason=reason,
@@ -91,6 +126,7 @@ class RunCore:
             server=redact(memory.server_url),
             identity_certificate=memory.identity_cert,
             detail=detail,
+            source=(memory.server_source or "none") if memory.server_url else "none",
         )
 
     # -- HTTP ----------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ and a firmware that comes with it.
 - The root CA is kept where "Certificate with provisioning URL" is supported.
 - An identity certificate is requested where instructed and "Avaya issued certificates" is
   supported; a failure is recorded and provisioning goes on with the factory certificate.
+- The phone settles on the URL (`provisioning-source` {source: des}) once it is taken, before an
+  identity certificate or firmware: what follows may fail, the server is the phone's all the same.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class RedirectStage(RunCore):
         memory = self.memory
         memory.server_url, memory.server_type, memory.verify = url, server_type.upper() or None, True
         memory.trust = self.enrollment_trust(trust)
+        self.settle_des(url)
         if identity is not None:
             await self.identity_certificate(identity)
         if firmware is not None:

@@ -12,4 +12,5 @@ __all__ = ["Run"]
 
 
 class Run(BootStage, EnrollStage, FirmwareStage, RedirectStage, ProvisionStage):
-    """One run (boot or reprovision); dropped at the end, with its contexts."""
+    """One run (boot or reprovision); dropped at the end, with its contexts. `BootStage` brings
+    `SourceStage` (where the provisioning server comes from) with it."""

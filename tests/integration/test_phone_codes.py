@@ -105,7 +105,8 @@ async def test_enr3_cancelled_code_entry_goes_to_manual_server_entry(lab: Lab) -
     idle, manual = await waiting.boot(), await typed.boot()
 
     assert (idle.result, idle.reason) == ("manual-entry", "code-entry-cancelled")
-    assert waiting.state == "manual-entry" and names(waiting)[-3:] == ["code-cancelled", "manual-entry", "outcome"]
+    assert waiting.state == "manual-entry" and names(waiting)[-4:] == ["code-cancelled", "manual-entry",
+                                                                       "provisioning-source", "outcome"]
     assert manual.result is OutcomeResult.PROVISIONED
     assert manual.fetched == ["J179/J100Supgrade.txt", "J179/46xxsettings.txt"]
     assert event(typed, "manual-server-entered")["url"].startswith("http://files.enrollab.test:")

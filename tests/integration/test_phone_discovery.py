@@ -29,11 +29,13 @@ async def test_prompt_no_without_a_network_server_asks_for_manual_entry(lab: Lab
     assert (outcome.result, outcome.reason) == ("manual-entry", "no-provisioning-server")
     assert names(phone) == [
         "power-on",
+        "des-stat",
         "prompt-shown",
         "prompt-answered",
         "network-discovery",
         "no-network-server",
         "manual-entry",
+        "provisioning-source",
         "outcome",
     ]
 
@@ -62,7 +64,7 @@ async def test_prompt_no_with_dhcp_option_242_and_trustcerts(lab: Lab) -> None:
     # Second boot: the configured server, no prompt, verified against TRUSTCERTS — and refused.
     assert (second.result, second.reason) == ("provisioning-failed", "server-certificate-untrusted")
     second_boot = names(phone)[names(phone).index("outcome") + 1 :]
-    assert second_boot[:3] == ["power-on", "configured-server", "provisioning"]
+    assert second_boot[:5] == ["power-on", "network-up", "configured-server", "provisioning-source", "provisioning"]
     assert "prompt-shown" not in second_boot
 
 
@@ -90,7 +92,7 @@ async def test_prompt_timeout_waits_60_virtual_seconds_then_uses_the_enrollment_
     assert outcome.result is OutcomeResult.PROVISIONED
     timeout = next(e for e in phone.events if e.name == "prompt-timeout")
     assert timeout.at - start == 60 and timeout.detail == {"after": 60}
-    assert names(phone)[3:6] == ["network-discovery", "no-network-server", "des-discovery"]
+    assert names(phone)[4:7] == ["network-discovery", "no-network-server", "des-discovery"]
 
 
 async def test_prompt_timeout_prefers_the_network_and_yes_ignores_it(lab: Lab) -> None:

@@ -53,7 +53,7 @@ async def test_enr2_zero_touch_j179_is_provisioned_from_the_https_file_server(la
     assert outcome.params["SIPUSERNAME"] == "4711"
     assert outcome.server == f"https://{FILES_HOST}:{files.https_port}/J179/"
     assert event(phone, "trust-added") == {"source": "enrollment", "certificates": 1}
-    assert names(phone)[:4] == ["power-on", "prompt-shown", "prompt-answered", "des-discovery"]
+    assert names(phone)[:5] == ["power-on", "des-stat", "prompt-shown", "prompt-answered", "des-discovery"]
     assert names(phone)[-2:] == ["settings-applied", "outcome"]
     assert phone.state == "ready"
     assert [e.to_json()["event"] for e in phone.events] == names(phone)

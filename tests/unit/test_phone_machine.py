@@ -39,6 +39,7 @@ async def test_prompt_no_without_network_waits_at_manual_entry() -> None:
         "firmware": "4.1.11.0.9",
         "group": None,
         "server": None,
+        "source": "none",
         "params": {},
         "fetched": [],
         "identity_certificate": False,
@@ -46,7 +47,7 @@ async def test_prompt_no_without_network_waits_at_manual_entry() -> None:
     }
     assert phone.state is State.MANUAL_ENTRY and phone.outcome is outcome
     assert {e.at for e in phone.events} == {DEFAULT_START} and {e.mac for e in phone.events} == {phone.mac}
-    assert [e.state for e in phone.events][:3] == ["booting", "prompt", "prompt"]
+    assert [e.state for e in phone.events][:4] == ["booting", "booting", "prompt", "prompt"]  # power-on, des-stat
 
 
 async def test_enr7_reprovision_where_unsupported_contacts_nobody() -> None:
@@ -54,7 +55,7 @@ async def test_enr7_reprovision_where_unsupported_contacts_nobody() -> None:
     phone = make_phone(env, "CU360", "11.2.0.30")  # Re-provisioning devices from 11.3.0.40
     outcome = await phone.reprovision()
     assert (outcome.result, outcome.reason) == ("not-supported", "re-provisioning-not-supported")
-    assert [e.name for e in phone.events] == ["reprovision-requested", "outcome"]
+    assert [e.name for e in phone.events] == ["reprovision-requested", "provisioning-source", "outcome"]
 
 
 async def test_a_network_server_that_cannot_be_reached_fails_provisioning() -> None:
