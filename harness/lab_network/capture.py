@@ -11,7 +11,7 @@ Decisions:
   header per frame. The file is flushed after every frame, so a crashed run still leaves a file
   every reader opens (at worst without the frame being written) [inf].
 - Frames in both directions are kept (the harness's own replies are evidence too), with the
-  802.1Q tag the kernel had taken out put back (`rawsock`), as tcpdump shows them.
+  802.1Q tag the kernel had taken out put back (`simulators.l2.rawlink`), as tcpdump shows them.
 - The file is created at `start()` (parent directories too) and replaced if it exists.
 """
 
@@ -90,7 +90,7 @@ class Capture:
         self._link: Any = None
 
     async def start(self) -> Capture:
-        from harness.lab_network.rawsock import RawLink
+        from simulators.l2.rawlink import RawLink
 
         link = RawLink(self.interface, netns=self.netns)
         self._writer = PcapWriter(self.path)

@@ -11,7 +11,7 @@ the lab file's scope with Avaya's options (research §9): option 242 (SSON) byte
 Decisions:
 - Raw frames, not a UDP socket on port 67: a client without an address broadcasts and expects a
   reply at its MAC, and 802.1Q-tagged requests must be answered tagged; the kernel here has no
-  VLAN sub-interfaces, so VLANs are handled in the frame (`rawsock` restores stripped tags).
+  VLAN sub-interfaces, so VLANs are handled in the frame (`simulators.l2.rawlink` restores stripped tags).
 - RFC 2131 §4.3.1 DISCOVER: the client's existing lease, else its requested address (50) when
   free and in the pool, else the lowest free pool address; none free: silence and a
   `pool-exhausted` event. The offer is held for the client (leases are keyed by VLAN and MAC,
@@ -531,7 +531,7 @@ class DhcpResponder:
     # -- the socket part -----------------------------------------------------------------------
 
     async def start(self) -> DhcpResponder:
-        from harness.lab_network.rawsock import RawLink, interface_ipv4, interface_mac
+        from simulators.l2.rawlink import RawLink, interface_ipv4, interface_mac
 
         if self.mac is None:
             self.mac = interface_mac(self.interface, self.netns)

@@ -1,5 +1,5 @@
-"""Whole Ethernet frames on one interface (AF_PACKET, ETH_P_ALL), for the lab network's DHCP
-responder, LLDP advertiser and capture, optionally inside a named network namespace.
+"""Whole Ethernet frames on one interface (AF_PACKET, ETH_P_ALL), for a simulated phone's DHCP
+client and LLDP agent and the lab network's responder, advertiser and capture, optionally inside a named network namespace.
 
     link = RawLink("br0", netns="enrollab-t1-lab")
     link.open(on_frame)              # on_frame(frame: bytes, outgoing: bool, at: float), from the event loop
@@ -13,8 +13,8 @@ Decisions:
   as libpcap does: callers always see the frame as it was on the wire [inf].
 - Frames this host sends on the interface come back as PACKET_OUTGOING; `outgoing` says so
   (the capture keeps them, the responder and advertiser skip them).
-- `simulators/l2/rawlink.py` was not there when this was written; this module is the harness's
-  own small link, asyncio through `loop.add_reader` (3.11's loop has no `sock_recvmsg`).
+- Shared by the simulated phones (`simulators.l2`) and the harness's lab network services;
+  asyncio through `loop.add_reader` (3.11's loop has no `sock_recvmsg`).
 - `interface_mac` / `interface_ipv4` read `ip -j` output inside the namespace.
 """
 
