@@ -428,11 +428,13 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 def _register() -> None:
     from harness.conformance_cli import conformance
     from harness.fleet_cli import fleet
+    from harness.phone_cli import phone
     from harness.report_cli import report
 
     main.add_command(fleet)
     main.add_command(report)
     main.add_command(conformance)
+    main.add_command(phone)
 
 
 _register()
