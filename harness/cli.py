@@ -128,7 +128,11 @@ def serve(
 
 
 @main.command()
-def demo() -> None:
+@click.option("--network", is_flag=True,
+              help="Instead: a lab in a box (root). Phones boot over network namespaces this command creates and "
+              "removes, with the harness's own DHCP responder, LLDP advertiser and capture (see README "
+              "'Simulated phones on a real network').")
+def demo(network: bool) -> None:
     """The main job on embedded defaults: server, fleet, both conformance suites, reports.
 
     1. A throwaway server (SQLite in a temporary directory) and the administrator's scenario:
@@ -139,8 +143,16 @@ def demo() -> None:
     3. `enrollab conformance run --suite all` over the same models and versions; junit.xml,
        report.json and report.html in ./enrollab-report/.
     Exits 1 if any step, phone or test did something unexpected.
+
+    With --network: J179, K175 and B199 phones boot on a lab network in namespaces, finding their
+    server from DHCP option 242, from LLDP, and from the enrollment server; captures in
+    ./enrollab-report/network-*.pcap.
     """
     from rich.console import Console as Out
+
+    if network:
+        _demo_network(Out())
+        return
 
     from harness.demo import DemoFailed, run_demo
 
@@ -160,6 +172,30 @@ def demo() -> None:
         out.print("\n[bold red]demo found problems[/] (see above)")
         sys.exit(1)
     out.print("\n[bold green]demo complete[/]")
+
+
+def _demo_network(out: Console) -> None:
+    import tempfile
+
+    from harness.demo_network import run_network_demo
+    from harness.errors import HarnessError
+    from harness.lab_network.netns import TopologyError, available
+
+    why = available()
+    if why:
+        _fail("no-namespaces", f"demo --network needs network namespaces: {why}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="enrollab-demo-net-") as work:
+            unexpected = asyncio.run(run_network_demo(out, Path("enrollab-report"), Path(work)))
+    except (HarnessError, TopologyError) as exc:
+        _fail(getattr(exc, "error", "lab-network"), str(getattr(exc, "detail", exc)))
+    except KeyboardInterrupt:
+        out.print("[yellow]interrupted[/]: namespaces removed")
+        sys.exit(130)
+    if unexpected:
+        out.print(f"\n[bold red]{unexpected} phone(s) did not do what their round shows[/]")
+        sys.exit(1)
+    out.print("\n[bold green]network demo complete[/]")
 
 
 def _demo_conformance(out: Console, report_dir: Path) -> int:

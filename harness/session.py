@@ -192,10 +192,19 @@ def _pki_of(data: Path) -> tuple[bytes, bytes, bytes]:
     )
 
 
-async def _start_embedded(data: Path) -> tuple[EnrollmentServer, Any]:
+async def _start_embedded(data: Path, *, device_at: tuple[str, int, str] | None = None) -> tuple[EnrollmentServer, Any]:
+    """The embedded server; with `device_at` (address, port, netns) its device listener serves on
+    that lab address inside the lab's namespace (the admin API stays on 127.0.0.1 here)."""
     from server.runner import ServeConfig, start
 
-    running = await start(ServeConfig(data_dir=data, admin_port=0), admin_password=EMBEDDED_PASSWORD)
+    config = ServeConfig(data_dir=data, admin_port=0)
+    if device_at is not None:
+        from harness.listen import listening_socket
+
+        address, port, netns = device_at
+        config.hostnames = [address]
+        config.device_socket = listening_socket(address, port, netns)
+    running = await start(config, admin_password=EMBEDDED_PASSWORD)
     try:
         info = await _info(running.admin_url, None)
     except BaseException:

@@ -13,6 +13,10 @@ Decisions:
   address (127.0.0.1 for a wildcard address: PRF-2 URLs take an FQDN or an IPv4 address, not
   `localhost`). The server certificate names it (its SAN has localhost, 127.0.0.1, ::1 and the
   host names). Devices on other machines need `--hostname`.
+- `device_socket`: a listening socket made by the caller (e.g. inside a lab network namespace,
+  `harness.listen.listening_socket`) that the device listener serves on instead of binding
+  host:port itself; the server knows nothing about namespaces. Device URLs then name the
+  first `hostnames` entry (give the lab address there) [inf].
 - Trust is re-read from DATA/pki every `trust_reload_seconds` (revocations by
   `enrollab pki revoke` in another process, new trusted manufacturers) without a restart;
   `Running.reload_device_trust()` does it at once.
@@ -24,6 +28,7 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +60,7 @@ class ServeConfig:
     smtp_interval: float = 30.0
     hostnames: Sequence[str] | None = None  # server certificate SAN extras; None keeps the current
     trust_reload_seconds: float = 300.0
+    device_socket: socket.socket | None = None  # listen on this socket instead of host:device_port
 
     @property
     def effective_device_port(self) -> int:
@@ -107,8 +113,10 @@ def device_host(config: ServeConfig, certificate_names: Sequence[str] = ()) -> s
     return config.host
 
 
-async def _listen(runner: web.AppRunner, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+async def _listen(runner: web.AppRunner, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+                  sock: socket.socket | None = None) -> int:
+    site: web.BaseSite = (web.SockSite(runner, sock, ssl_context=ssl_context) if sock is not None
+                          else web.TCPSite(runner, host, port, ssl_context=ssl_context))
     try:
         await site.start()
     except OSError as exc:
@@ -136,7 +144,8 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
         device_ssl = device_server_context(ctx.pki)
         device_runner = web.AppRunner(create_device_app(ctx), access_log=None)
         await device_runner.setup()
-        device_port = await _listen(device_runner, config.host, config.effective_device_port, device_ssl)
+        device_port = await _listen(device_runner, config.host, config.effective_device_port, device_ssl,
+                                    config.device_socket)
     except BaseException:
         if device_runner is not None:
             await device_runner.cleanup()
