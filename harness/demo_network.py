@@ -16,6 +16,9 @@ evidence read back from it (DHCPACK with option 242, LLDPDUs, HTTP GETs) is prin
 Decisions:
 - Three rounds with a restarted lab network rather than per-MAC DHCP options: one DHCP scope is
   what a lab file describes, and each round then shows exactly one rule [inf].
+- The person at each phone answers the auto-provisioning prompt "No" in the network rounds (the
+  network's server is used; "Yes" makes a J100 ask only DES, research §11.3) and "Yes" in the DES
+  round.
 - The phones are the ones the device suite runs over the network path (J179, K175, B199).
 """
 
@@ -93,7 +96,8 @@ async def run_network_demo(out: Console, report_dir: Path, work_dir: Path) -> in
             async with LabNetwork(_spec(box, round_), interface=box.topology.bridge, netns=box.topology.netns,
                                   capture_path=capture):
                 results: list[BootResult] = await asyncio.gather(
-                    *(box.boot(p, lldp_wait=8 if round_.lldp else 2) for p in phones))
+                    *(box.boot(p, lldp_wait=8 if round_.lldp else 2, prompt="yes" if round_.source == "des" else "no")
+                      for p in phones))
             out.print(f"  {len(phones)} phones in {time.monotonic() - started:.1f} s")
             for phone, result in zip(phones, results, strict=True):
                 summary = result.summary or {}

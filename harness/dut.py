@@ -37,6 +37,7 @@ from simulators.capabilities import Capabilities
 from simulators.clock import Clock, iso
 from simulators.factory import FactoryCredentials, ManufacturerCA
 from simulators.identity import PhoneIdentity
+from simulators.network import NetworkLayer
 from simulators.phone import Faults, Outcome, OutcomeResult, Phone, PhoneEnvironment, User
 
 __all__ = [
@@ -132,6 +133,9 @@ class SimulatedDevice:
         self.capabilities = capabilities or Capabilities.load()
         self._credentials = manufacturer.issue(identity.mac, identity.serial, identity.model)
         self._events: list[dict[str, Any]] = []
+        # The network the phone sits on (DHCP 242/43, LLDP: `simulators.network.NetworkLayer`), a
+        # knob of discovery tests; None: no network offers a server. A factory reset keeps it.
+        self.network: NetworkLayer | None = None
         self._phone = self._new_phone()
 
     @classmethod
@@ -218,7 +222,7 @@ class SimulatedDevice:
             self.link.device_url,
             list(self.link.public_roots),
             dict(self.link.hosts),
-            None,
+            self.network,
             self.link.clock,
             capabilities=self.capabilities,
         )

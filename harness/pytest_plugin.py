@@ -638,6 +638,8 @@ def dut(request: pytest.FixtureRequest) -> Iterator[Any]:
     device = cs.device(spec)
     mark = len(device.events)
     device.factory_reset()
+    if hasattr(device, "network"):
+        device.network = None  # each test says what network its device sits on (discovery tests)
     yield device
     state = request.node.stash.get(STATE_KEY, None)
     if state is not None:

@@ -2,6 +2,8 @@
 own on one lab bridge, booted with `enrollab phone boot`. dnsmasq hands every phone a lease and
 only the first one option 242; lldpd sends the Avaya file-server TLV only down the second one's
 port; the third hears neither and falls back to the enrollment server (DES), which redirects it.
+The first two decline the auto-provisioning prompt ("No": the network's server is used, research
+§11.3 — a J100 answered "Yes" asks only DES), the third accepts it.
 Each phone's summary names the right `source`, and the file server's access log shows the first
 two fetching 46xxsettings.txt from their leased addresses."""
 
@@ -86,9 +88,9 @@ def test_three_j179s_take_their_server_from_242_lldp_and_des(tmp_path: Path) -> 
                           "-u", str(tmp_path / "lldpd.sock"), "-O", str(_lldpd_conf(tmp_path, box.address)),
                           "-S", "lab-switch"]):
                 results = await asyncio.gather(
-                    box.boot(phones["p1"], lldp_wait=3),
-                    box.boot(phones["p2"], lldp_wait=15),
-                    box.boot(phones["p3"], lldp_wait=3),
+                    box.boot(phones["p1"], lldp_wait=3, prompt="no"),
+                    box.boot(phones["p2"], lldp_wait=15, prompt="no"),
+                    box.boot(phones["p3"], lldp_wait=3, prompt="yes"),
                 )
             by_name = dict(zip(phones, results, strict=True))
             summaries = {name: _summary(result) for name, result in by_name.items()}
