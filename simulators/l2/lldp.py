@@ -22,8 +22,10 @@ Decisions:
   MAC (subtype 3); TTL 120; system name = the option-12 host name (§9); LLDP-MED inventory with
   hardware revision = MODEL and model name = MODEL without the final `Dxxx` (`J179D01A` ->
   `J179`); firmware and software revision = the firmware version [inf], serial number,
-  manufacturer "Avaya". Avaya's own TLVs only when the caller gives their values (the phone
-  reports what it uses) [inf].
+  manufacturer "Avaya". Of Avaya's own TLVs (§10: "sent as well") the IP phone addresses
+  (subtype 4: address, mask, gateway, 0.0.0.0 for what is unknown [inf]) whenever the phone has
+  an IPv4 address; call server, file server and 802.1Q framing when the caller gives them (the
+  phone reports what it uses) [inf].
 - The phone's LLDPDU also carries the optional system capabilities (telephone, enabled), a
   management address when it has an IPv4 address, the 802.3 MAC/PHY TLV that TIA-1057 §10.2.1
   requires of every MED endpoint, and LLDP-MED capabilities (class III, communication device)
@@ -63,6 +65,7 @@ __all__ = [
     "IEEE_8023_OUI",
     "LLDP_MULTICAST",
     "TIA_OUI",
+    "UNKNOWN_IPV4",
     "LldpInfo",
     "MedPolicy",
     "build_lldpdu",
@@ -102,6 +105,7 @@ INVENTORY_FIELDS = {5: "hardware_revision", 6: "firmware_revision", 7: "software
 KNOWN_8021 = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 KNOWN_8023 = {1, 2, 3, 4, 5, 6, 7, 8}
 ETHERNET_MIN = 60
+UNKNOWN_IPV4 = "0.0.0.0"  # noqa: S104 (an address field's "not known", not a bind address)
 _MAX_INFO = 511  # a TLV's information string has a 9-bit length
 
 
@@ -144,6 +148,7 @@ class LldpInfo:
     management_addresses: tuple[str, ...] = ()
     port_description: str | None = None
     vlan: int | None = None  # the frame's 802.1Q VLAN id, None when untagged
+    phone_addresses: tuple[str, str, str] | None = None  # Avaya subtype 4: address, mask, gateway
 
     @property
     def is_telephone(self) -> bool:
@@ -214,11 +219,14 @@ def _med_policy(med: MedPolicy) -> bytes:
     return _org(TIA_OUI, MED_NETWORK_POLICY, bytes([med.app_type]) + bits.to_bytes(3, "big"))
 
 
-def _avaya(file_servers: Iterable[str], call_servers: Iterable[str], dot1q_framing: int | None) -> bytes:
+def _avaya(file_servers: Iterable[str], call_servers: Iterable[str], dot1q_framing: int | None,
+           ip_phone: tuple[str, str, str] | None = None) -> bytes:
     out = b""
     calls = _ipv4s(call_servers, "call servers")
     if calls:
         out += _org(AVAYA_OUI, AVAYA_CALL_SERVER, calls)
+    if ip_phone is not None:
+        out += _org(AVAYA_OUI, AVAYA_IP_PHONE, _ipv4s(ip_phone, "IP phone addresses"))
     files = _ipv4s(file_servers, "file servers")
     if files:
         out += _org(AVAYA_OUI, AVAYA_FILE_SERVER, files)
@@ -263,9 +271,11 @@ def switch_lldpdu(src_mac: str, *, port: str, system_name: str | None, file_serv
 
 
 def phone_lldpdu(mac: str, *, ip: str | None, system_name: str, model: str, firmware: str, serial: str,
-                 manufacturer: str = "Avaya", ttl: int = 120, file_servers: Iterable[str] = (),
-                 call_servers: Iterable[str] = (), dot1q_framing: int | None = None) -> bytes:
-    """An Avaya phone's LLDP frame (module docstring, research §10)."""
+                 manufacturer: str = "Avaya", ttl: int = 120, netmask: str | None = None, gateway: str | None = None,
+                 file_servers: Iterable[str] = (), call_servers: Iterable[str] = (),
+                 dot1q_framing: int | None = None) -> bytes:
+    """An Avaya phone's LLDP frame (module docstring, research §10). With an IPv4 address it
+    carries the Avaya IP phone addresses TLV (address, `netmask`, `gateway`; 0.0.0.0 when unknown)."""
     raw_mac = _mac_bytes(mac)
     chassis = bytes([CHASSIS_NETWORK_ADDRESS]) + _network_address(ip) if ip else bytes([CHASSIS_MAC]) + raw_mac
     body = _mandatory(chassis, bytes([PORT_MAC]) + raw_mac, ttl)
@@ -282,7 +292,9 @@ def phone_lldpdu(mac: str, *, ip: str | None, system_name: str, model: str, firm
     for subtype, value in inventory:
         if value:
             body += _org(TIA_OUI, subtype, value.encode("utf-8"))
-    body += _avaya(file_servers, call_servers, dot1q_framing)
+    ipv4 = ip is not None and ipaddress.ip_address(ip).version == 4
+    addresses = (ip, netmask or UNKNOWN_IPV4, gateway or UNKNOWN_IPV4) if ipv4 and ip else None
+    body += _avaya(file_servers, call_servers, dot1q_framing, addresses)
     return _frame(mac, body + _tlv(END, b""))
 
 
@@ -440,7 +452,12 @@ class _Reader:
                 self.fields["dot1q_framing"] = info[0]
             else:
                 self.problems.append(f"Avaya 802.1Q framing TLV of {len(info)} bytes (1 expected)")
-        elif subtype not in (AVAYA_POE, AVAYA_IP_PHONE, AVAYA_CNA_SERVER):
+        elif subtype == AVAYA_IP_PHONE:
+            if len(info) == 12:
+                self.fields["phone_addresses"] = tuple(str(ipaddress.IPv4Address(info[i : i + 4])) for i in (0, 4, 8))
+            else:
+                self.problems.append(f"Avaya IP phone addresses TLV of {len(info)} bytes (12 expected)")
+        elif subtype not in (AVAYA_POE, AVAYA_CNA_SERVER):
             self.problems.append(f"unknown Avaya subtype {subtype} ({len(info)} bytes)")
 
     def _tia(self, subtype: int, info: bytes) -> None:

@@ -13,6 +13,9 @@ Decisions:
 - The LLDPDU is `simulators.l2.lldp.phone_lldpdu` (research §10: chassis IP, port MAC, TTL 120,
   system name = the option-12 host name, LLDP-MED inventory). Before an address is known the
   chassis ID is the MAC [inf].
+- The Avaya TLVs the phone sends (research §10: IP phone addresses, call server, file server,
+  802.1Q framing) carry what the caller says the phone uses (`set_address`, `set_reported`);
+  nothing is sent for what it was not told [inf].
 - A changed address is sent at once, not at the next interval (802.1AB §9.2.7,
   somethingChangedLocal) [inf: whether a J100 does so is not documented].
 - `stop()` sends nothing more: it models power-off or reboot, not an administrative shutdown,
@@ -31,7 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from simulators.l2.lldp import LldpInfo, parse_lldpdu, phone_lldpdu
 
@@ -57,11 +61,16 @@ class LldpAgent:
         self.serial = serial
         self.interval = interval
         self.ip: str | None = None
+        self.netmask: str | None = None
+        self.gateway: str | None = None
+        self.file_servers: tuple[str, ...] = ()
+        self.call_servers: tuple[str, ...] = ()
+        self.dot1q_framing: int | None = None
         self.heard: list[tuple[float, LldpInfo]] = []
         self.sent = 0
         self.send_failures = 0
         self._task: asyncio.Task[None] | None = None
-        self._arrived: asyncio.Event | None = None
+        self._waiters: list[asyncio.Event] = []
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -73,8 +82,8 @@ class LldpAgent:
         if info is None:
             return
         self.heard.append((at, info))
-        if self._arrived is not None:
-            self._arrived.set()
+        for waiter in self._waiters:
+            waiter.set()
 
     def _first_neighbour(self) -> LldpInfo | None:
         return next((info for _at, info in self.heard if not info.is_telephone), None)
@@ -83,23 +92,28 @@ class LldpAgent:
         """The first neighbour LLDPDU that is not a phone's, heard already or within `timeout` s."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        if self._arrived is None:
-            self._arrived = asyncio.Event()
-        while True:
-            found = self._first_neighbour()
-            remaining = deadline - loop.time()
-            if found is not None or remaining <= 0:
-                return found
-            self._arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+        arrived = asyncio.Event()
+        self._waiters.append(arrived)
+        try:
+            while True:
+                found = self._first_neighbour()
+                remaining = deadline - loop.time()
+                if found is not None or remaining <= 0:
+                    return found
+                arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), remaining)
+        finally:
+            self._waiters.remove(arrived)
 
     # -- sending --------------------------------------------------------------------------------
 
     def lldpdu(self) -> bytes:
         """The frame the phone sends now."""
         return phone_lldpdu(self.mac, ip=self.ip, system_name=self.system_name, model=self.model,
-                            firmware=self.firmware, serial=self.serial)
+                            firmware=self.firmware, serial=self.serial, netmask=self.netmask, gateway=self.gateway,
+                            file_servers=self.file_servers, call_servers=self.call_servers,
+                            dot1q_framing=self.dot1q_framing)
 
     def _transmit(self) -> None:
         try:
@@ -109,11 +123,28 @@ class LldpAgent:
             return
         self.sent += 1
 
-    def set_address(self, ip: str | None) -> None:
-        """The phone's IPv4 address (None: lost); sent at once when the agent runs."""
-        if ip == self.ip:
+    def set_address(self, ip: str | None, *, netmask: str | None = None, gateway: str | None = None) -> None:
+        """The phone's IPv4 address (None: lost), with its mask and router for the Avaya IP phone
+        TLV; sent at once when the agent runs and something changed."""
+        self._change(ip=ip, netmask=netmask, gateway=gateway)
+
+    def set_reported(self, *, file_servers: Iterable[str] = (), call_servers: Iterable[str] = (),
+                     dot1q_framing: int | None = None) -> None:
+        """The servers and 802.1Q framing the phone uses, reported in Avaya's TLVs (research §10)."""
+        self._change(file_servers=tuple(file_servers), call_servers=tuple(call_servers), dot1q_framing=dot1q_framing)
+
+    def _change(self, **values: Any) -> None:
+        if all(getattr(self, name) == value for name, value in values.items()):
             return
-        self.ip = ip
+        before = {name: getattr(self, name) for name in values}
+        for name, value in values.items():
+            setattr(self, name, value)
+        try:
+            self.lldpdu()  # refuse what cannot be encoded, before it is the phone's state
+        except ValueError:
+            for name, value in before.items():
+                setattr(self, name, value)
+            raise
         if self._task is not None:
             self._transmit()
 

@@ -29,6 +29,7 @@ from harness.lab_network.spec import LldpSpec
 from simulators.l2.lldp import (
     AVAYA_OUI,
     LLDP_MULTICAST,
+    UNKNOWN_IPV4,
     LldpInfo,
     MedPolicy,
     build_lldpdu,
@@ -111,8 +112,9 @@ def test_phone_lldpdu_equals_scapys_encoding() -> None:
                 / org(tia, 1, bytes.fromhex("002303"))  # capabilities, policy, inventory; class III
                 / org(tia, 5, b"J179D01A") / org(tia, 6, b"4.1.0.0.10") / org(tia, 7, b"4.1.0.0.10")
                 / org(tia, 8, b"22WZ00000001") / org(tia, 9, b"Avaya") / org(tia, 10, b"J179")
+                / org(0x00040D, 4, bytes([10, 213, 0, 50, 255, 255, 255, 0, 10, 213, 0, 1]))  # IP phone addresses
                 / LLDPDUEndOfLLDPDU())
-    assert phone_frame() == bytes(expected)
+    assert phone_frame(netmask="255.255.255.0", gateway="10.213.0.1") == bytes(expected)
 
 
 def test_switch_lldpdu_equals_scapys_encoding() -> None:
@@ -204,6 +206,11 @@ def test_round_trip_of_the_phone_frame() -> None:
                                           "software_revision": "4.1.0.0.10", "serial_number": "22WZ00000001",
                                           "manufacturer": "Avaya", "model": "J179"}
     assert info.is_telephone and info.med_device_class == 3 and info.med_policy is None
+    assert info.phone_addresses == ("10.213.0.50", UNKNOWN_IPV4, UNKNOWN_IPV4)  # mask and router not known
+    reporting = parse_lldpdu(phone_frame(file_servers=("10.213.0.1",), call_servers=("10.213.0.5",), dot1q_framing=2))
+    assert reporting is not None and reporting.problems == ()
+    assert (reporting.file_servers, reporting.call_servers, reporting.dot1q_framing) == (
+        ("10.213.0.1",), ("10.213.0.5",), 2)
 
 
 def test_scapy_built_frame_with_8021_vlan_tlvs_is_read() -> None:
@@ -357,6 +364,28 @@ def test_agent_sends_at_start_every_interval_and_at_once_on_a_new_address() -> N
     assert count >= 4 and phone.sent == count
     assert all(parse_lldpdu(frame).chassis_id == "10.213.0.50" for frame in sent[1:])  # type: ignore[union-attr]
     assert sent[1] == phone.lldpdu()
+
+
+def test_agent_reports_what_the_phone_uses_and_refuses_what_cannot_be_sent() -> None:
+    sent: list[bytes] = []
+
+    async def run() -> LldpAgent:
+        phone = agent(sent, interval=30)
+        phone.start()
+        await asyncio.sleep(0.01)
+        phone.set_address("10.213.0.50", netmask="255.255.255.0", gateway="10.213.0.1")
+        phone.set_reported(file_servers=["10.213.0.1"], dot1q_framing=2)
+        phone.set_reported(file_servers=["10.213.0.1"], dot1q_framing=2)  # no change: nothing sent
+        with pytest.raises(ValueError, match="file servers"):
+            phone.set_reported(file_servers=["files.example"])
+        await phone.stop()
+        return phone
+
+    phone = asyncio.run(run())
+    assert len(sent) == 3 and phone.file_servers == ("10.213.0.1",)
+    last = parse_lldpdu(sent[-1])
+    assert last is not None and last.file_servers == ("10.213.0.1",) and last.dot1q_framing == 2
+    assert last.phone_addresses == ("10.213.0.50", "255.255.255.0", "10.213.0.1")
 
 
 def test_agent_counts_failed_sends() -> None:
