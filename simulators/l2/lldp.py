@@ -29,16 +29,16 @@ Decisions:
 - The phone's LLDPDU also carries the optional system capabilities (telephone, enabled), a
   management address when it has an IPv4 address, the 802.3 MAC/PHY TLV that TIA-1057 §10.2.1
   requires of every MED endpoint, and LLDP-MED capabilities (class III, communication device)
-  first among the MED TLVs (TIA-1057 §10.2.2.1) [inf: §10 does not list these].
+  first among the MED TLVs (TIA-1057) [inf: §10 does not list these].
 - The switch's LLDPDU: chassis = its MAC (subtype 4), port = the interface name (subtype 5),
   system capabilities bridge; with a `MedPolicy`, LLDP-MED capabilities (class IV, network
-  connectivity) and a network policy TLV (TIA-1057 §10.2.3: app type, U, T, X, 12-bit VLAN,
+  connectivity) and a network policy TLV (TIA-1057: app type, U, T, X, 12-bit VLAN,
   3-bit L2 priority, 6-bit DSCP) [inf: TIA-1057 lets a switch wait for an MED endpoint first;
   the lab sends at once].
 - Frames go to 01:80:c2:00:00:0e (nearest bridge) with ethertype 88CC, padded to the
   60-byte Ethernet minimum after the End TLV [inf].
 - Reading: the frame may carry 802.1Q/802.1ad tags. Chassis ID, port ID and TTL must come first
-  and in that order (802.1AB §8.2); without them the frame is unreadable (None). Anything odd
+  and in that order (802.1AB); without them the frame is unreadable (None). Anything odd
   after them (a TLV running past the end, a wrong length, an unknown type, OUI or subtype, no End
   TLV, a repeated mandatory TLV) is noted in `problems` and reading goes on: a phone tolerates
   a switch's oddities [inf]. `parse_lldpdu` never raises.
@@ -86,12 +86,12 @@ TIA_OUI = b"\x00\x12\xbb"
 # 802.1AB TLV types
 END, CHASSIS_ID, PORT_ID, TTL, PORT_DESCRIPTION, SYSTEM_NAME, SYSTEM_DESCRIPTION = 0, 1, 2, 3, 4, 5, 6
 SYSTEM_CAPABILITIES, MANAGEMENT_ADDRESS, ORG_SPECIFIC = 7, 8, 127
-# chassis ID subtypes (802.1AB §8.5.2.2) and port ID subtypes (§8.5.3.2)
+# chassis ID and port ID subtypes (802.1AB)
 CHASSIS_MAC, CHASSIS_NETWORK_ADDRESS = 4, 5
 PORT_MAC, PORT_NETWORK_ADDRESS, PORT_INTERFACE_NAME = 3, 4, 5
 CHASSIS_TEXT_SUBTYPES = (1, 2, 3, 6, 7)
 PORT_TEXT_SUBTYPES = (1, 2, 5, 6, 7)
-# system capabilities bits (802.1AB §8.5.8.1)
+# system capabilities bits (802.1AB)
 CAP_BRIDGE, CAP_TELEPHONE = 0x0004, 0x0020
 # Avaya subtypes (research §10)
 AVAYA_POE, AVAYA_CALL_SERVER, AVAYA_IP_PHONE, AVAYA_CNA_SERVER, AVAYA_FILE_SERVER, AVAYA_DOT1Q = 1, 3, 4, 5, 6, 7
@@ -111,7 +111,7 @@ _MAX_INFO = 511  # a TLV's information string has a 9-bit length
 
 @dataclass(frozen=True)
 class MedPolicy:
-    """An LLDP-MED network policy (TIA-1057 §10.2.3): application type (1 = voice), the U
+    """An LLDP-MED network policy (TIA-1057): application type (1 = voice), the U
     (policy unknown) and T (tagged) flags, VLAN id, 802.1p priority and DSCP."""
 
     app_type: int

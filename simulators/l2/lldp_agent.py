@@ -16,11 +16,11 @@ Decisions:
 - The Avaya TLVs the phone sends (research §10: IP phone addresses, call server, file server,
   802.1Q framing) carry what the caller says the phone uses (`set_address`, `set_reported`);
   nothing is sent for what it was not told [inf].
-- A changed address is sent at once, not at the next interval (802.1AB §9.2.7,
+- A changed address is sent at once, not at the next interval (802.1AB's
   somethingChangedLocal) [inf: whether a J100 does so is not documented].
 - `stop()` sends nothing more: it models power-off or reboot, not an administrative shutdown,
   so there is no TTL-0 shutdown LLDPDU [inf].
-- LLDP-MED fast start (TIA-1057 §11.2.1) is not simulated: one LLDPDU at start, then one per
+- LLDP-MED fast start (TIA-1057) is not simulated: one LLDPDU at start, then one per
   interval [inf].
 - `heard` keeps every LLDPDU from another MAC, oldest first. `first()` skips telephones (an
   LLDPDU with the telephone capability enabled or from an LLDP-MED endpoint): on a real switch
