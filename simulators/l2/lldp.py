@@ -27,7 +27,7 @@ Decisions:
   an IPv4 address; call server, file server and 802.1Q framing when the caller gives them (the
   phone reports what it uses) [inf].
 - The phone's LLDPDU also carries the optional system capabilities (telephone, enabled), a
-  management address when it has an IPv4 address, the 802.3 MAC/PHY TLV that TIA-1057 §10.2.1
+  management address when it has an IPv4 address, the 802.3 MAC/PHY TLV that TIA-1057
   requires of every MED endpoint, and LLDP-MED capabilities (class III, communication device)
   first among the MED TLVs (TIA-1057) [inf: §10 does not list these].
 - The switch's LLDPDU: chassis = its MAC (subtype 4), port = the interface name (subtype 5),
