@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +78,10 @@ def test_three_j179s_take_their_server_from_242_lldp_and_des(tmp_path: Path) -> 
     dnsmasq = need_tool("dnsmasq", package="dnsmasq-base")
     lldpd = need_tool("lldpd", package="lldpd")
 
+    # lldpd's client side runs as user _lldpd, which cannot enter pytest's 0700 tmp_path.
+    lldpd_dir = Path(tempfile.mkdtemp(prefix="enrollab-lldpd-"))
+    lldpd_dir.chmod(0o755)
+
     async def run() -> None:
         async with LabBox(tmp_path / "box", prefix=f"enrollab-m{os.getpid() % 1000}") as box:
             phones = {name: box.add_phone(name, "J179", FIRMWARE, mac) for name, mac in MACS.items()}
@@ -85,7 +91,7 @@ def test_three_j179s_take_their_server_from_242_lldp_and_des(tmp_path: Path) -> 
             with _daemon(["ip", "netns", "exec", lab.netns, dnsmasq, "--no-daemon", "--conf-file="
                           + str(_dnsmasq_conf(tmp_path, box.address)), f"--pid-file={tmp_path / 'dnsmasq.pid'}"]), \
                  _daemon(["ip", "netns", "exec", lab.netns, lldpd, "-d", "-I", phones["p2"].host.peer,
-                          "-u", str(tmp_path / "lldpd.sock"), "-O", str(_lldpd_conf(tmp_path, box.address)),
+                          "-u", str(lldpd_dir / "lldpd.sock"), "-O", str(_lldpd_conf(lldpd_dir, box.address)),
                           "-S", "lab-switch"]):
                 results = await asyncio.gather(
                     box.boot(phones["p1"], lldp_wait=3, prompt="no"),
@@ -111,4 +117,7 @@ def test_three_j179s_take_their_server_from_242_lldp_and_des(tmp_path: Path) -> 
                 fetched = [r for r in box.files.requests if r.path.endswith("46xxsettings.txt")]
                 assert any(r.client == ip and r.status == 200 for r in fetched), (name, ip, box.files.requests)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        shutil.rmtree(lldpd_dir, ignore_errors=True)
