@@ -78,9 +78,10 @@ The record: every test ends in one `report.json` entry (id, suite, name, outcome
 feature, device, reason, message, duration, steps, declared steps, evidence), written at the
 end with provenance through `harness.report.write_report`; junit.xml is annotated to match
 (`harness.record.annotate_junit`). A suite's own fixtures add evidence with
-`add_evidence(request.node, http=[...], events=[...])` (exchange dicts: method, url, status,
-at, who). A test module may list rules no test can observe from outside as
-`UNOBSERVABLE_RULES = {"NTF-1": "why"}`; they go to `unobservable_rules`.
+`add_evidence(request.node, http=[...], events=[...], network=[...])` (exchange dicts: method,
+url, status, at, who; network: the capture's entries, `harness.lab_network.evidence`). A test
+module may list rules no test can observe from outside as `UNOBSERVABLE_RULES = {"NTF-1": "why"}`;
+they go to `unobservable_rules`.
 """
 
 from __future__ import annotations
@@ -173,14 +174,20 @@ def conformance_session(config: pytest.Config) -> Any:
 
 
 def add_evidence(
-    node: pytest.Item | Any, *, http: Iterable[Mapping[str, Any]] = (), events: Iterable[Mapping[str, Any]] = ()
+    node: pytest.Item | Any,
+    *,
+    http: Iterable[Mapping[str, Any]] = (),
+    events: Iterable[Mapping[str, Any]] = (),
+    network: Iterable[Mapping[str, Any]] = (),
 ) -> None:
-    """Add to a test's `evidence.http` / `evidence.events` (for fixtures of a suite, e.g. an
-    observer of their own); `node` is the test item (`request.node`). No-op outside conformance runs."""
+    """Add to a test's `evidence.http` / `evidence.events` / `evidence.network` (for fixtures of a
+    suite, e.g. an observer of their own, or `harness.lab_network.service.attach_capture_evidence`);
+    `node` is the test item (`request.node`). No-op outside conformance runs."""
     state = getattr(node, "stash", {}).get(STATE_KEY, None)
     if state is not None:
         state.http.extend(dict(e) for e in http)
         state.events.extend(dict(e) for e in events)
+        state.network.extend(dict(e) for e in network)
 
 
 def _session(config: pytest.Config) -> Any:
@@ -225,6 +232,7 @@ class _TestState:
     duration: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
     http: list[dict[str, Any]] = field(default_factory=list)
+    network: list[dict[str, Any]] = field(default_factory=list)
     done: bool = False
 
 
@@ -384,6 +392,7 @@ class _Conformance:
                 declared=list(state.declared),
                 events=state.events,
                 http=state.http,
+                network=state.network,
                 traceback=state.traceback if failed else None,
             )
         )
@@ -532,6 +541,7 @@ def _record_of(
     declared: list[str] | None = None,
     events: list[dict[str, Any]] | None = None,
     http: list[dict[str, Any]] | None = None,
+    network: list[dict[str, Any]] | None = None,
     traceback: str | None = None,
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
@@ -547,7 +557,7 @@ def _record_of(
         "duration": round(max(duration, 0.0), 4),
         "steps": steps or [],
         "declared_steps": declared or [],
-        "evidence": {"events": events or [], "http": http or []},
+        "evidence": {"events": events or [], "http": http or [], "network": network or []},
     }
     if traceback:
         record["traceback"] = traceback

@@ -8,8 +8,10 @@ every test, and — through `harness.report` — summary, matrix and rule covera
 `annotate_junit` makes junit.xml (written by pytest's junitxml) tell the four outcomes apart
 the way JUnit can: pass as a plain testcase, fail as `<failure>`, error as `<error>` (a test
 whose body raised a harness error is a pytest failure until this renames it), not applicable as
-`<skipped message="not applicable: …">`; each testcase gets `enrollab.outcome` and the suite
-the provenance as properties (labgrid style), and the suite's counters are recounted.
+`<skipped message="not applicable: …">`; each testcase gets `enrollab.outcome`, one
+`enrollab.network` per entry of its lab network evidence (`summary (HH:MM:SS.mmm)`, as the HTML
+report shows it), and the suite the provenance as properties (labgrid style), and the suite's
+counters are recounted.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.lab_network.evidence import summary_line
 from harness.report import Outcome, aggregate_matrix, rule_coverage, summarize
 
 __all__ = ["SUITES", "annotate_junit", "build_report", "command_line", "git_sha", "iso_now", "jsonable",
@@ -35,6 +38,7 @@ __all__ = ["SUITES", "annotate_junit", "build_report", "command_line", "git_sha"
 SUITES = ("server", "device")
 NODEID_PROPERTY = "enrollab.nodeid"
 OUTCOME_PROPERTY = "enrollab.outcome"
+NETWORK_PROPERTY = "enrollab.network"
 
 
 def iso_now() -> str:
@@ -160,6 +164,7 @@ def annotate_junit(path: Path, doc: Mapping[str, Any]) -> None:
     except (OSError, ET.ParseError):
         return
     outcomes = {t["id"]: t["outcome"] for t in doc["tests"]}
+    network = {t["id"]: t["evidence"].get("network", ()) for t in doc["tests"]}
     root = tree.getroot()
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     for suite in suites:
@@ -178,6 +183,8 @@ def annotate_junit(path: Path, doc: Mapping[str, Any]) -> None:
                     failure.tag = "error"
             assert props is not None
             ET.SubElement(props, "property", name=OUTCOME_PROPERTY, value=str(outcome))
+            for entry in network.get(nodeid or "", ()):
+                ET.SubElement(props, "property", name=NETWORK_PROPERTY, value=summary_line(entry))
         cases = suite.findall("testcase")
         suite.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
         suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None and c.find("error") is None)))

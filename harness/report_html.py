@@ -3,7 +3,9 @@
 The page loads nothing (inline CSS, no script, a Content-Security-Policy that forbids any fetch),
 so it can be mailed, archived as a CI artifact or opened offline. Jinja2 escapes every value.
 Sections: provenance, summary, the device x feature matrix (`<table id="matrix">`, cells with
-`data-outcome`), rule coverage, each failure and error with its evidence, and all tests.
+`data-outcome`), rule coverage, each failure and error with its evidence (steps, device events,
+HTTP exchanges, and what the lab network capture saw, one line per frame:
+`DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = "HTTPSRVR=…" (10:31:02.123)`), and all tests.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from harness.lab_network.evidence import summary_line
 from harness.report import HTML_NAME, Outcome, exit_status, rule_sort_key, write_text_atomic
 
 __all__ = ["render_html", "write_html"]
@@ -135,6 +138,8 @@ def _test_view(test: Mapping[str, Any], devices: Mapping[str, Any], labels: Mapp
         "feature_label": labels.get(test["feature"]) if test["feature"] is not None else None,
         "not_run": [name for name in test["declared_steps"] if name not in ran],
         "timeline": timeline,
+        "network": [{"line": summary_line(entry), "proto": entry.get("proto", "other"),
+                     "detail": entry.get("detail") or {}} for entry in test["evidence"].get("network", ())],
         "summary_line": _first_line(test["reason"] if test["outcome"] == "not_applicable" else test["message"]),
     }
 

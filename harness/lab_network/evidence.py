@@ -2,7 +2,7 @@
 enrollment, as dicts a report keeps (shape as `harness.observers`: `at` ISO 8601 UTC).
 
     entries = read_evidence(Path("network.pcap"), mac="A4:25:1B:00:00:01")
-    summarise(entries)      # one sentence each: "DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = …"
+    summarise(entries)      # one line each: 'DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = "…" (10:31:02.123)'
 
 Each entry: `{"at", "proto": "dhcp"|"lldp"|"http"|"tls"|"other", "src_mac", "dst_mac", "src",
 "dst", "vlan", "summary", "detail"}`.
@@ -19,7 +19,9 @@ Decisions:
   TLS records are not shown.
 - `mac` keeps the frames from or to that MAC, and DHCP whose chaddr is it (a relay or a
   broadcast reply still names the client); any notation (A4-25-1B…, a425.1b00…, colons).
-- `since` (a UNIX time) drops earlier frames. Frames of no protocol above are left out unless
+- A report shows an entry as `summary_line`: the summary, then the time of day in UTC (as `at`)
+  in brackets; the date is the run's, in its provenance [inf].
+- `since` (a UNIX time) drops earlier frames; a frame stamped at `since` itself is kept. Frames of no protocol above are left out unless
   `include_other=True` (proto "other", summary the ethertype).
 """
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ from typing import Any
 from harness.lab_network.capture import read_pcap
 from harness.lab_network.dhcp_responder import ZERO, MalformedDhcp, is_dhcp_frame, mac_text, parse_dhcp_frame
 
-__all__ = ["describe_frame", "read_evidence", "summarise"]
+__all__ = ["describe_frame", "read_evidence", "summarise", "summary_line"]
 
 HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ")
 
@@ -61,9 +63,17 @@ def read_evidence(path: Path, *, mac: str | None = None, since: float | None = N
     return entries
 
 
-def summarise(entries: Iterable[dict[str, Any]]) -> list[str]:
-    """One line per entry: time, then its summary."""
-    return [f"{entry['at']} {entry['summary']}" for entry in entries]
+def summary_line(entry: Mapping[str, Any]) -> str:
+    """An entry as a report step: its summary, then the time of day (UTC) in brackets:
+    `DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = "HTTPSRVR=…" (10:31:02.123)`."""
+    at = str(entry.get("at") or "")
+    clock = at[11:23] if len(at) >= 23 and at[10:11] == "T" else at
+    return f"{entry.get('summary', '')} ({clock})" if clock else str(entry.get("summary", ""))
+
+
+def summarise(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One line per entry (`summary_line`)."""
+    return [summary_line(entry) for entry in entries]
 
 
 def describe_frame(frame: bytes, at: float) -> dict[str, Any] | None:
