@@ -464,6 +464,7 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 def _register() -> None:
     from harness.conformance_cli import conformance
     from harness.fleet_cli import fleet
+    from harness.lab_cli import lab
     from harness.phone_cli import phone
     from harness.report_cli import report
 
@@ -471,6 +472,7 @@ def _register() -> None:
     main.add_command(report)
     main.add_command(conformance)
     main.add_command(phone)
+    main.add_command(lab)
 
 
 _register()

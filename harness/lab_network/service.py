@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import re
 import subprocess
@@ -258,11 +259,12 @@ class LabNetwork:
     # -- what happened --------------------------------------------------------------------------
 
     def _sources(self) -> list[tuple[str, list[dict[str, Any]]]]:
-        sources = [("network", self._events)]
+        sources: list[tuple[str, list[dict[str, Any]]]] = []
         if self.dhcp is not None:
             sources.append(("dhcp", self.dhcp.events))
         if self.lldp is not None:
             sources.append(("lldp", self.lldp.events))
+        sources.append(("network", self._events))  # last: in the same millisecond, after the services' own
         return sources
 
     @property
@@ -325,11 +327,14 @@ def describe_event(event: Mapping[str, Any]) -> str:
     return " ".join([clock, f"{event.get('source', '-'):<7}", str(event.get("event", "?")), *fields]).rstrip()
 
 
-def _scope_lines(scope: DhcpScope, label: str) -> list[str]:
+def _scope_lines(scope: DhcpScope, label: str, *, vlan: bool = False) -> list[str]:
     pool = f"{scope.pool[0]}-{scope.pool[1]}" if scope.pool else "no pool"
     head = f"{label}: pool {pool}/{scope.prefixlen}, lease {scope.lease_time} s"
     if scope.address:
         head += f", server {scope.address}"
+    elif vlan and scope.pool:
+        first = ipaddress.IPv4Interface(f"{scope.pool[0]}/{scope.prefixlen}").network.network_address + 1
+        head += f", server {first} (the .1 of its subnet)"
     if scope.router:
         head += f", router {scope.router}"
     if scope.dns:
@@ -378,7 +383,7 @@ def describe_serving(spec: NetworkSpec, *, interface: str | None, netns: str | N
     if spec.dhcp is not None:
         lines += _scope_lines(spec.dhcp, "DHCP")
         for vid, scope in sorted(spec.vlans.items()):
-            lines += _scope_lines(scope, f"DHCP on VLAN {vid} (802.1Q-tagged)")
+            lines += _scope_lines(scope, f"DHCP on VLAN {vid} (802.1Q-tagged)", vlan=True)
     else:
         lines.append("DHCP: off (no [network.dhcp]: another server hands out addresses)")
     lines += _lldp_lines(spec.lldp) if spec.lldp is not None else ["LLDP: off (no [network.lldp])"]
