@@ -82,6 +82,10 @@ class LabBox:
     def __init__(self, work_dir: Path, *, prefix: str = "enrollab-box", files: Path | None = None) -> None:
         self.work_dir = work_dir
         self.topology = LabTopology(prefix)
+        if files is None:
+            import fixtures
+
+            files = fixtures.path("provisioning")  # the upgrade scripts and 46xxsettings.txt
         self._files_root = files
         self.server: EnrollmentServer | None = None
         self.files: FileServer | None = None

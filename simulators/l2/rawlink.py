@@ -1,5 +1,6 @@
 """Whole Ethernet frames on one interface (AF_PACKET, ETH_P_ALL), for a simulated phone's DHCP
-client and LLDP agent and the lab network's responder, advertiser and capture, optionally inside a named network namespace.
+client and LLDP agent and the lab network's responder, advertiser and capture, optionally
+inside a named network namespace.
 
     link = RawLink("br0", netns="enrollab-t1-lab")
     link.open(on_frame)              # on_frame(frame: bytes, outgoing: bool, at: float), from the event loop

@@ -50,7 +50,8 @@ def _daemon(command: list[str]) -> Iterator[subprocess.Popen[bytes]]:
 def _dnsmasq_conf(tmp: Path, lab_address: str) -> Path:
     conf = tmp / "dnsmasq.conf"
     conf.write_text("\n".join([
-        "interface=br0", "bind-interfaces", "port=0", "dhcp-authoritative",
+        "interface=br0", "bind-interfaces", "port=0", "dhcp-authoritative", "user=root",  # tmp_path is 0700
+        "no-ping",  # offer at once (dnsmasq pings an address for ~3 s before offering it)
         "dhcp-range=10.213.0.50,10.213.0.99,255.255.255.0,10m",
         f"dhcp-leasefile={tmp / 'dnsmasq.leases'}",
         f"dhcp-host={_colons(MACS['p1'])},set:sson",
@@ -89,7 +90,7 @@ def test_three_j179s_take_their_server_from_242_lldp_and_des(tmp_path: Path) -> 
             await box.arrange_zero_touch(phones["p3"], box.files.url("http", host=box.address))
             lab = box.topology
             with _daemon(["ip", "netns", "exec", lab.netns, dnsmasq, "--no-daemon", "--conf-file="
-                          + str(_dnsmasq_conf(tmp_path, box.address)), f"--pid-file={tmp_path / 'dnsmasq.pid'}"]), \
+                          + str(_dnsmasq_conf(tmp_path, box.address))]), \
                  _daemon(["ip", "netns", "exec", lab.netns, lldpd, "-d", "-I", phones["p2"].host.peer,
                           "-u", str(lldpd_dir / "lldpd.sock"), "-O", str(_lldpd_conf(lldpd_dir, box.address)),
                           "-S", "lab-switch"]):
@@ -104,7 +105,8 @@ def test_three_j179s_take_their_server_from_242_lldp_and_des(tmp_path: Path) -> 
             for name, source in expected.items():
                 summary = summaries[name]
                 assert summary["source"] == source, (name, summary, by_name[name].stderr[-1500:])
-                assert summary["settings_fetched"] is True, (name, summary)
+                tail = [(e["event"], e["detail"]) for e in by_name[name].events[-8:]]
+                assert summary["settings_fetched"] is True, (name, summary, tail)
                 assert by_name[name].rc == 0
                 assert summary["mac"] == MACS[name]
                 assert ipaddress.IPv4Address(str(summary["ip"])) in ipaddress.IPv4Network("10.213.0.0/24")
