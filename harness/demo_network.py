@@ -88,7 +88,7 @@ async def run_network_demo(out: Console, report_dir: Path, work_dir: Path) -> in
                 counter += 1
                 phone = box.add_phone(f"r{number}{model.lower()}", model, firmware, f"A4251BDE{counter:04X}")
                 if round_.source == "des":
-                    await box.arrange_zero_touch(phone, url)
+                    await box.arrange_zero_touch(phone, box.files_url())
                 phones.append(phone)
             capture = report_dir / f"network-{number}.pcap"
             out.print(f"\n[bold]round {number}[/]: {round_.title} — {', '.join(p.model for p in phones)} boot …")
@@ -108,7 +108,9 @@ async def run_network_demo(out: Console, report_dir: Path, work_dir: Path) -> in
                               "fetched" if summary.get("settings_fetched") else "no",
                               "[green]yes[/]" if ok else "[red]no[/]")
                 if not ok:
-                    out.print(f"  [red]{phone.name}[/] rc {result.rc}: {result.stderr[-800:]}", markup=False)
+                    tail = [f"{e.get('event')} {e.get('detail')}" for e in result.events[-4:]]
+                    out.print(f"  {phone.name} rc {result.rc}: {result.stderr[-800:]} {tail}", markup=False,
+                              style="red")
             lines = summarise(read_evidence(capture))
             for line in [ln for ln in lines if "DHCPACK" in ln or "LLDP" in ln or "GET" in ln][:6]:
                 out.print(f"  evidence: {line}", markup=False, highlight=False)

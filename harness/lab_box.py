@@ -47,6 +47,7 @@ from harness.session import EnrollmentServer, _start_embedded
 __all__ = ["BootResult", "BoxPhone", "LabBox"]
 
 DEVICE_PORT = 8443
+FILES_NAME = "files.enrollab.test"  # the file server's name, which the phones resolve to the lab address
 
 
 @dataclass
@@ -96,6 +97,11 @@ class LabBox:
     @property
     def address(self) -> str:
         return self.topology.address
+
+    def files_url(self, scheme: str = "http") -> str:
+        """The file server by name (a Vantage refuses IP-address provisioning URLs, ENR-4)."""
+        assert self.files is not None
+        return self.files.url(scheme, host=FILES_NAME)
 
     async def __aenter__(self) -> LabBox:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +168,7 @@ class LabBox:
                 "--serial", phone.serial, "--interface", phone.host.interface,
                 "--factory-cert", str(phone.factory_prefix), "--des-url", self.server.device_url,
                 "--cacert", str(ca), "--prompt", prompt, "--lldp-wait", str(lldp_wait),
-                "--dhcp-timeout", str(dhcp_timeout), "--json"]
+                "--dhcp-timeout", str(dhcp_timeout), "--host", f"{FILES_NAME}={self.address}", "--json"]
 
     async def boot(self, phone: BoxPhone, *, timeout: float = 120.0, **options: Any) -> BootResult:
         """Boot the phone with `enrollab phone boot` in its namespace; its JSON lines read back."""
