@@ -235,14 +235,15 @@ class DhcpClient:
         prefixlen = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen if isinstance(mask, str) else 24
         router = self._option(packet, "router")
         dns = self._option(packet, "name_server")
-        lease_time = int(self._option(packet, "lease_time") or 0)
+        raw_time = self._option(packet, "lease_time")
+        lease_time = raw_time if isinstance(raw_time, int) else 0
         t1 = self._option(packet, "renewal_time")
         siaddr = str(packet[BOOTP].siaddr)
         option_242 = options.get(242)
         return Lease(
             address=str(packet[BOOTP].yiaddr), prefixlen=prefixlen,
-            router=router[0] if isinstance(router, list) else (str(router) if router else None),
-            dns=tuple(dns if isinstance(dns, list) else [dns]) if dns else (),
+            router=str(router[0]) if isinstance(router, list) else (str(router) if router else None),
+            dns=tuple(str(d) for d in (dns if isinstance(dns, list) else [dns])) if dns else (),
             domain=_text(self._option(packet, "domain")).rstrip("\0") if self._option(packet, "domain") else None,
             server_id=str(self._option(packet, "server_id") or "") or None,
             siaddr=None if siaddr == ZERO else siaddr,
