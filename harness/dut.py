@@ -136,6 +136,7 @@ class SimulatedDevice:
         # The network the phone sits on (DHCP 242/43, LLDP: `simulators.network.NetworkLayer`), a
         # knob of discovery tests; None: no network offers a server. A factory reset keeps it.
         self.network: NetworkLayer | None = None
+        self.netns: str | None = None  # the namespace its connections start in (a phone on a lab network)
         self._phone = self._new_phone()
 
     @classmethod
@@ -225,6 +226,7 @@ class SimulatedDevice:
             self.network,
             self.link.clock,
             capabilities=self.capabilities,
+            netns=self.netns,
         )
 
     def _new_phone(self) -> Phone:

@@ -650,6 +650,7 @@ def dut(request: pytest.FixtureRequest) -> Iterator[Any]:
     device.factory_reset()
     if hasattr(device, "network"):
         device.network = None  # each test says what network its device sits on (discovery tests)
+        device.netns = None
     yield device
     state = request.node.stash.get(STATE_KEY, None)
     if state is not None:
