@@ -33,7 +33,7 @@ NEEDS = ("provisioning-urls", "http-provisioning-url", "provisioning-url-with-ip
 
 
 def _capture_path(request: pytest.FixtureRequest) -> Path:
-    report_dir = request.config.getoption("report_dir", None) if hasattr(request.config, "getoption") else None
+    report_dir = request.config.getoption("enrollab_report_dir", None)
     base = Path(report_dir) / "network" if report_dir else Path(tempfile.mkdtemp(prefix="enrollab-capture-"))
     base.mkdir(parents=True, exist_ok=True)
     return base / (re.sub(r"[^A-Za-z0-9_.@#-]+", "_", request.node.name) + ".pcap")
