@@ -21,8 +21,9 @@ Decisions:
   broadcast reply still names the client); any notation (A4-25-1B…, a425.1b00…, colons).
 - A report shows an entry as `summary_line`: the summary, then the time of day in UTC (as `at`)
   in brackets; the date is the run's, in its provenance [inf].
-- `since` (a UNIX time) drops earlier frames; a frame stamped at `since` itself is kept. Frames of no protocol above are left out unless
-  `include_other=True` (proto "other", summary the ethertype).
+- `since` (a UNIX time) drops earlier frames; a frame stamped at `since` itself is kept.
+  Frames of no protocol above are left out unless `include_other=True` (proto "other",
+  summary the ethertype).
 """
 
 from __future__ import annotations
