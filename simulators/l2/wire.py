@@ -17,14 +17,24 @@ Decisions:
 - Precedence: `simulators.l2.precedence.combine` (siaddr < 43 < 242; LLDP's file server only
   when none is set; LLDP's L2Q/L2QVLAN over 242's).
 - Voice VLAN: an L2QVLAN (from 242, 43 or the LLDP-MED policy) with L2Q not off makes the phone
-  DHCP again, 802.1Q-tagged on that VLAN; that lease's options are combined again with the LLDP
-  heard, and its address replaces the first one on the interface. The kernels this runs on may
+  DHCP again, 802.1Q-tagged on that VLAN, as a J100 does (research §10) — also when the
+  untagged DHCP gave no lease but LLDP-MED named a VLAN. That lease's options are combined again
+  with the LLDP heard, and its address replaces the first one on the interface. Without an
+  answer on the VLAN the untagged lease stays the phone's [inf]. The kernels this runs on may
   lack 802.1Q sub-interfaces, so the address goes on the untagged interface itself: the DHCP
-  exchange on the VLAN is real frames, the phone's later TCP traffic is untagged [inf].
+  exchange on the VLAN is real tagged frames, the phone's later TCP traffic is untagged [inf].
 - The phone sends its own LLDPDU (chassis = IP, port = MAC, TTL 120, `host_name` as system
-  name, MED inventory) once it has an address, every 30 s while the network is open.
-- The lease is renewed at T1 while the network is open (`renew` notes); a failed renewal is a
-  note, the address is kept until `close()`.
+  name, MED inventory) once it has an address, every 30 s while the network is open; its Avaya
+  TLVs report the IPv4 file and call servers it took, and 802.1Q framing when on a VLAN
+  (research §10) [inf: what a J100 reports before it has fetched its settings].
+- The lease is renewed while the network is open: RENEWING (unicast) from T1, REBINDING
+  (broadcast) from T2; at expiry or a NAK the address is removed (`lease-lost`). These come
+  after the offer, so they are kept in `events`, not in the offer's notes.
+- Notes, in order: dhcp-discover, dhcp-lease / no-dhcp-lease (per exchange; dhcp-malformed when
+  replies could not be read), lldp-neighbour / no-lldp, voice-vlan, what precedence set aside
+  (siaddr-ignored, sson-ignored, lldp-file-server-ignored, …), network-server.
+- Nothing the network answers or leaves unanswered raises; a missing interface or no raw
+  sockets does (OSError), being the bench's fault, not the network's.
 - The offer is made once; later calls return it (a phone's network comes up once per boot).
 """
 
@@ -32,10 +42,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import subprocess
 from typing import Any
 
 from simulators.l2.dhcp import DhcpClient, Lease, host_name
+from simulators.l2.lldp import LldpInfo
 from simulators.l2.lldp_agent import LldpAgent
 from simulators.l2.precedence import Combined, combine, voice_vlan
 from simulators.l2.rawlink import RawLink
@@ -44,6 +56,25 @@ from simulators.network import NetworkOffer, Note
 __all__ = ["LLDP_GRACE", "WireNetwork"]
 
 LLDP_GRACE = 1.0
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _neighbour(lldp: LldpInfo) -> dict[str, object]:
+    med = lldp.med_policy
+    return {"src_mac": lldp.src_mac, "chassis": lldp.chassis_id, "port": lldp.port_id,
+            "system_name": lldp.system_name, "ttl": lldp.ttl, "file_servers": list(lldp.file_servers),
+            "call_servers": list(lldp.call_servers), "dot1q_framing": lldp.dot1q_framing,
+            "med_policy": None if med is None else {"app_type": med.app_type, "unknown": med.unknown,
+                                                    "tagged": med.tagged, "vlan": med.vlan,
+                                                    "priority": med.priority, "dscp": med.dscp},
+            "port_vlan": lldp.port_vlan, "vlan_name": lldp.vlan_name, "problems": list(lldp.problems)}
 
 
 def _mask(prefixlen: int) -> str:
@@ -73,6 +104,7 @@ class WireNetwork:
         self._address: str | None = None
         self.lease: Lease | None = None
         self._transmitting = False
+        self.events: list[Note] = []  # what happened after the offer (renewals), oldest first
 
     # -- the frames ------------------------------------------------------------------------------
 
@@ -103,42 +135,59 @@ class WireNetwork:
                                 firmware=self._firmware, serial=self._serial)
         self._dhcp = DhcpClient(self._send, mac=self.mac, host_name=self.host_name)
         notes.append(("dhcp-discover", {"interface": self.interface, "host_name": self.host_name}))
-        lease = await self._dhcp.acquire(self.dhcp_timeout)
-        if lease is None:
-            notes.append(("no-dhcp-lease", {"after": self.dhcp_timeout, "ignored": self._dhcp.ignored}))
-        else:
-            notes.append(("dhcp-lease", lease.summary()))
-            await self._take(lease, notes)
+        lease = await self._acquire(self._dhcp, notes)
         combined = self._combine(lease, None)
         wait = self.lldp_wait if combined.server is None else min(self.lldp_wait, LLDP_GRACE)
         lldp = await self._agent.first(wait)
         if lldp is None:
             notes.append(("no-lldp", {"waited": wait}))
         else:
-            notes.append(("lldp-neighbour", {"chassis": lldp.chassis_id, "port": lldp.port_id,
-                                             "system_name": lldp.system_name, "file_servers": list(lldp.file_servers),
-                                             "call_servers": list(lldp.call_servers),
-                                             "med_vlan": lldp.med_policy.vlan if lldp.med_policy else None}))
+            notes.append(("lldp-neighbour", _neighbour(lldp)))
         combined = self._combine(lease, lldp)
         vlan = voice_vlan(combined)
-        if vlan is not None and lease is not None and lease.vlan != vlan[0]:
+        if vlan is not None and (lease is None or lease.vlan != vlan[0]):
             vid, source = vlan
             notes.append(("voice-vlan", {"vlan": vid, "source": source}))
-            self._dhcp = DhcpClient(self._send, mac=self.mac, host_name=self.host_name, vlan=vid)
-            tagged = await self._dhcp.acquire(self.dhcp_timeout)
+            tagged_client = DhcpClient(self._send, mac=self.mac, host_name=self.host_name, vlan=vid)
+            previous, self._dhcp = self._dhcp, tagged_client
+            tagged = await self._acquire(tagged_client, notes)
             if tagged is None:
-                notes.append(("no-dhcp-lease", {"after": self.dhcp_timeout, "vlan": vid}))
+                self._dhcp = previous  # the untagged lease (if any) stays the phone's [inf]
             else:
-                notes.append(("dhcp-lease", tagged.summary()))
-                await self._take(tagged, notes)
                 lease = tagged
                 combined = self._combine(lease, lldp)
-        for name, detail in combined.notes:
-            notes.append((name, detail))
+        notes.extend(combined.notes)
+        if combined.server is not None:
+            notes.append(("network-server", {"url": combined.server.url, "source": combined.server.source}))
+        self._report(combined)
         if lease is not None:
-            self._renewer = asyncio.get_running_loop().create_task(self._renew(lease))
+            self._renewer = asyncio.get_running_loop().create_task(self._renew())
         return NetworkOffer(combined.server, dict(combined.params), dict(combined.sources), self._address,
                             tuple(notes))
+
+    async def _acquire(self, client: DhcpClient, notes: list[Note]) -> Lease | None:
+        lease = await client.acquire(self.dhcp_timeout)
+        if lease is None:
+            notes.append(("no-dhcp-lease", {"after": self.dhcp_timeout, "vlan": client.vlan, "sent": len(client.sent),
+                                            "ignored": client.ignored, "malformed": client.malformed,
+                                            "problems": client.problems[-5:]}))
+            return None
+        notes.append(("dhcp-lease", lease.summary()))
+        if client.malformed:
+            notes.append(("dhcp-malformed", {"count": client.malformed, "problems": client.problems[-5:]}))
+        await self._take(lease, notes)
+        return lease
+
+    def _report(self, combined: Combined) -> None:
+        """What the phone uses goes into its own LLDPDU's Avaya TLVs (research §10)."""
+        if self._agent is None:
+            return
+        files = [h for h in combined.params.get("HTTPSRVR", "").split(",") if _is_ipv4(h.strip())][:4]
+        calls = [h for h in combined.params.get("MCIPADD", "").split(",") if _is_ipv4(h.strip())][:8]
+        framing = 1 if self.lease is not None and self.lease.vlan is not None else None
+        with contextlib.suppress(ValueError):
+            self._agent.set_reported(file_servers=[f.strip() for f in files], call_servers=[c.strip() for c in calls],
+                                     dot1q_framing=framing)
 
     def _combine(self, lease: Lease | None, lldp: Any) -> Combined:
         if lease is None:
@@ -169,15 +218,29 @@ class WireNetwork:
         done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, check=False)
         return done.returncode == 0 or not check
 
-    async def _renew(self, lease: Lease) -> None:
-        while True:
+    async def _renew(self) -> None:
+        """RENEWING at T1, REBINDING at T2; at expiry the address goes (module docstring)."""
+        loop = asyncio.get_running_loop()
+        while self._dhcp is not None and self._dhcp.lease is not None:
+            lease = self._dhcp.lease
+            bound = loop.time()
             await asyncio.sleep(max(lease.renew_at, 1.0))
-            if self._dhcp is None:
+            renewed = None
+            while renewed is None and loop.time() < bound + lease.rebind_at:
+                renewed = await self._dhcp.renew()
+                if renewed is None and self._dhcp.lease is None:
+                    break  # NAK
+            while renewed is None and self._dhcp.lease is not None and loop.time() < bound + lease.lease_time:
+                renewed = await self._dhcp.renew(rebinding=True)
+            if renewed is None:
+                self.events.append(("lease-lost", {"ip": lease.address, "vlan": lease.vlan}))
+                await self._ip("addr", "del", f"{lease.address}/{lease.prefixlen}", "dev", self.interface, check=False)
+                self._address = None
+                if self._agent is not None:
+                    self._agent.set_address(None)
                 return
-            renewed = await self._dhcp.renew(lease)
-            if renewed is not None:
-                lease = renewed
-                self.lease = renewed
+            self.events.append(("dhcp-renewed", renewed.summary()))
+            self.lease = renewed
 
     async def close(self) -> None:
         if self._renewer is not None:
