@@ -120,6 +120,16 @@ class WireNetwork:
         if self._link is not None:
             self._link.send(frame)
 
+    @property
+    def dhcp(self) -> DhcpClient | None:
+        """The DHCP client holding the phone's lease (the voice VLAN's once the phone moved there)."""
+        return self._dhcp
+
+    @property
+    def agent(self) -> LldpAgent | None:
+        """The phone's LLDP agent (what it heard and sent)."""
+        return self._agent
+
     # -- the offer -------------------------------------------------------------------------------
 
     async def offer(self) -> NetworkOffer:
@@ -147,6 +157,7 @@ class WireNetwork:
         vlan = voice_vlan(combined)
         if vlan is not None and (lease is None or lease.vlan != vlan[0]):
             vid, source = vlan
+            notes.extend(combined.notes)  # what the data VLAN's lease set aside, before moving
             notes.append(("voice-vlan", {"vlan": vid, "source": source}))
             tagged_client = DhcpClient(self._send, mac=self.mac, host_name=self.host_name, vlan=vid)
             previous, self._dhcp = self._dhcp, tagged_client
@@ -156,7 +167,7 @@ class WireNetwork:
             else:
                 lease = tagged
                 combined = self._combine(lease, lldp)
-        notes.extend(combined.notes)
+        notes.extend(note for note in combined.notes if note not in notes)
         if combined.server is not None:
             notes.append(("network-server", {"url": combined.server.url, "source": combined.server.source}))
         self._report(combined)
