@@ -89,6 +89,7 @@ class Lease:
     rebind_at: float = 0.0  # T2 (option 59, else 7/8 of the lease)
     server_mac: str | None = None  # the ACK's Ethernet source, for unicast renewal
     sntp: tuple[str, ...] = ()
+    bound_at: float = 0.0  # time.monotonic() when the ACK came: T1, T2 and the lease count from here
 
     def summary(self) -> dict[str, object]:
         """The lease for an event note (PROTOCOL §5 `dhcp-lease`)."""
@@ -370,7 +371,8 @@ class DhcpClient:
             renew_at=float(t1) if t1 is not None else lease_time / 2,
             rebind_at=float(t2) if t2 is not None else lease_time * 7 / 8,
             option_242=_text(option_242) if option_242 is not None else None, option_43=options.get(43),
-            vlan=self.vlan, options=options, server_mac=ack.src_mac, sntp=_ips(options.get(42)))
+            vlan=self.vlan, options=options, server_mac=ack.src_mac, sntp=_ips(options.get(42)),
+            bound_at=time.monotonic())
 
 
 def _client_port_payload(frame: bytes) -> int | None:

@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import ipaddress
 import subprocess
+import time
 from typing import Any
 
 from simulators.l2.dhcp import DhcpClient, Lease, host_name
@@ -56,6 +57,7 @@ from simulators.network import NetworkOffer, Note
 __all__ = ["LLDP_GRACE", "WireNetwork"]
 
 LLDP_GRACE = 1.0
+RENEW_WAIT = 4.0  # the longest wait for one renewal's answer [inf]
 
 
 def _is_ipv4(host: str) -> bool:
@@ -230,27 +232,31 @@ class WireNetwork:
         return done.returncode == 0 or not check
 
     async def _renew(self) -> None:
-        """RENEWING at T1, REBINDING at T2; at expiry the address goes (module docstring)."""
-        loop = asyncio.get_running_loop()
+        """RENEWING from T1, REBINDING from T2, each try waiting at most until the next deadline;
+        at expiry or a NAK the address goes (module docstring)."""
         while self._dhcp is not None and self._dhcp.lease is not None:
-            lease = self._dhcp.lease
-            bound = loop.time()
-            await asyncio.sleep(max(lease.renew_at, 1.0))
+            client, lease = self._dhcp, self._dhcp.lease
+            t1, t2, end = (lease.bound_at + lease.renew_at, lease.bound_at + lease.rebind_at,
+                           lease.bound_at + lease.lease_time)
+            await asyncio.sleep(max(t1 - time.monotonic(), 0.5))
             renewed = None
-            while renewed is None and loop.time() < bound + lease.rebind_at:
-                renewed = await self._dhcp.renew()
-                if renewed is None and self._dhcp.lease is None:
-                    break  # NAK
-            while renewed is None and self._dhcp.lease is not None and loop.time() < bound + lease.lease_time:
-                renewed = await self._dhcp.renew(rebinding=True)
+            while renewed is None and client.lease is not None and time.monotonic() < end:
+                rebinding = time.monotonic() >= t2
+                until = end if rebinding else t2
+                renewed = await client.renew(timeout=min(RENEW_WAIT, max(until - time.monotonic(), 0.2)),
+                                             rebinding=rebinding)
             if renewed is None:
-                self.events.append(("lease-lost", {"ip": lease.address, "vlan": lease.vlan}))
+                self.events.append(("lease-lost", {"ip": lease.address, "vlan": lease.vlan,
+                                                   "why": "NAK" if client.lease is None else "expired"}))
+                client.lease = None
                 await self._ip("addr", "del", f"{lease.address}/{lease.prefixlen}", "dev", self.interface, check=False)
                 self._address = None
                 if self._agent is not None:
                     self._agent.set_address(None)
                 return
             self.events.append(("dhcp-renewed", renewed.summary()))
+            if renewed.address != lease.address:
+                await self._take(renewed, self.events)
             self.lease = renewed
 
     async def close(self) -> None:

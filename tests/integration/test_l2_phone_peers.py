@@ -313,3 +313,32 @@ def test_lldp_file_server_never_replaces_dhcps(tmp_path: Path) -> None:
             assert _note(offer, "lldp-file-server-ignored")["file_servers"] == "10.213.0.9"
 
     _timed(run())
+
+
+# -- renewal while the network is open ---------------------------------------------------------------
+
+
+def test_the_lease_is_renewed_at_t1_and_lost_at_expiry_when_the_server_goes() -> None:
+    async def run() -> None:
+        with lab_topology("enrollab-pr") as lab:
+            host = lab.add_host("p1", mac=MAC)
+            scope = DhcpScope(address=lab.address, pool=("10.213.0.50", "10.213.0.59"), lease_time=6,
+                              option_242="HTTPSRVR=10.213.0.1")  # T1 3 s, T2 5.25 s
+            network = _wire(host, lldp_wait=0.2)
+            try:
+                async with DhcpResponder(lab.bridge, scope, netns=lab.netns) as responder:
+                    offer = await network.offer()
+                    assert offer.address == "10.213.0.50"
+                    renewed = await wait_for(lambda: [e for e in network.events if e[0] == "dhcp-renewed"], 5)
+                    assert renewed and renewed[0][1]["ip"] == "10.213.0.50", network.events
+                    acks = [e for e in responder.events if e["event"] == "ack" and e["mac"] == COLONS]
+                    assert len(acks) == 2
+                # the server is gone: RENEWING and REBINDING go unanswered until the lease runs out
+                lost = await wait_for(lambda: [e for e in network.events if e[0] == "lease-lost"], 8)
+                assert lost == [("lease-lost", {"ip": "10.213.0.50", "vlan": None, "why": "expired"})], network.events
+                assert _addresses(host.netns) == []
+                assert network.dhcp is not None and "request" in network.dhcp.sent[2:]
+            finally:
+                await network.close()
+
+    _timed(run())
