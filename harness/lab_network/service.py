@@ -217,24 +217,30 @@ class LabNetwork:
     async def _start_services(self) -> None:
         assert self.interface is not None
         spec = self.spec
-        if self.capture_path is None and spec.capture:
-            self.capture_path = Path(tempfile.mkdtemp(prefix="enrollab-network-")) / CAPTURE_NAME
-        if self.capture_path is not None:
-            self.capture = Capture(self.interface, self.capture_path, netns=self.netns)
-            await self.capture.start()
+        # the services are made (their configuration checked) before anything opens or is written
+        dhcp = lldp = None
         if spec.dhcp is not None:
             server_ip = None if spec.dhcp.address else (self.addresses[0] if self.addresses else None)
-            self.dhcp = DhcpResponder(self.interface, spec.dhcp, netns=self.netns, vlans=spec.vlans,
-                                      server_ip=server_ip, mac=self.mac)
-            await self.dhcp.start()
+            dhcp = DhcpResponder(self.interface, spec.dhcp, netns=self.netns, vlans=spec.vlans,
+                                 server_ip=server_ip, mac=self.mac)
         if spec.lldp is not None:
             try:
                 from harness.lab_network.lldp_advertiser import LldpAdvertiser
             except ImportError as exc:
                 self._event("lldp-unavailable", why=f"no LLDP advertiser in this checkout ({exc})")
             else:
-                self.lldp = LldpAdvertiser(self.interface, spec.lldp, netns=self.netns, mac=self.mac)
-                await self.lldp.start()
+                lldp = LldpAdvertiser(self.interface, spec.lldp, netns=self.netns, mac=self.mac)
+        if self.capture_path is None and spec.capture:
+            self.capture_path = Path(tempfile.mkdtemp(prefix="enrollab-network-")) / CAPTURE_NAME
+        if self.capture_path is not None:
+            self.capture = Capture(self.interface, self.capture_path, netns=self.netns)
+            await self.capture.start()
+        if dhcp is not None:
+            self.dhcp = dhcp
+            await dhcp.start()
+        if lldp is not None:
+            self.lldp = lldp
+            await lldp.start()
 
     async def stop(self) -> None:
         """Stop whatever runs (LLDP, DHCP, then the capture: flushed and closed); never raises OSError."""

@@ -138,6 +138,11 @@ def test_set_ups_it_cannot_run_in_are_lab_errors() -> None:
             assert err.error == "network-address-missing" and "ip addr add 10.213.0.9/24 dev br0" in str(err)
             err = await error_of(LabNetwork(_spec(lab.address, interface=None), netns=lab.netns))
             assert err.error == "network-no-interface" and "--interface" in str(err)
+            outside = DhcpScope(address=lab.address, pool=("10.9.0.1", "10.9.0.5"))
+            err = await error_of(LabNetwork(_spec(lab.address, dhcp=outside), netns=lab.netns))
+            assert err.error == "network-bad-config" and err.field == "network.dhcp.pool" and "10.9.0.1" in str(err)
+            err = await error_of(LabNetwork(_spec(lab.address, dhcp=None, vlans={212: outside}), netns=lab.netns))
+            assert err.error == "network-bad-config" and "[network.dhcp]" in str(err)
             run_ip("link", "add", "down0", "type", "veth", "peer", "name", "down1", netns=lab.netns)  # left down
             err = await error_of(LabNetwork(_spec(lab.address), interface="down0", netns=lab.netns))
             assert err.error == "network-interface-down" and "ip link set down0 up" in str(err)
@@ -175,7 +180,8 @@ class _Command:
             cwd=ROOT, start_new_session=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -199,7 +205,9 @@ class _Command:
 
     def interrupt(self) -> tuple[int, str]:
         self.process.send_signal(signal.SIGINT)
-        _, stderr = self.process.communicate(timeout=10)
+        self.process.wait(timeout=10)
+        self.reader.join(timeout=5)  # stdout is the reader's alone: the last lines are in the queue now
+        stderr = self.process.stderr.read() if self.process.stderr else ""
         while not self.lines.empty():
             self.seen.append(self.lines.get())
         return self.process.returncode, stderr

@@ -286,3 +286,109 @@ def test_pcap_writer_leaves_a_readable_file_at_every_frame(tmp_path: Path) -> No
     # a file cut in the middle of a record still reads up to it
     path.write_bytes(path.read_bytes()[:-10])
     assert len(read_pcap(path)) == 1
+
+
+# -- network evidence in summaries, reports and the CLI's lines ---------------------------------------
+
+SAMPLE_REPORT = Path(__file__).resolve().parents[1] / "data" / "sample-report.json"
+
+
+def _ack_entries() -> list[dict[str, Any]]:
+    from harness.lab_network.evidence import describe_frame
+
+    dhcp = responder()
+    offer = dhcp.answer(client("discover"))
+    ack = dhcp.answer(client("request", options=[("server_id", "10.213.0.1"), ("requested_addr", "10.213.0.50")]))
+    assert offer is not None and ack is not None
+    entries = [describe_frame(offer, 1_800_000_000.25), describe_frame(ack, 1_800_002_462.123)]
+    return [e for e in entries if e is not None]
+
+
+def test_summary_lines_read_as_report_steps() -> None:
+    from harness.lab_network.evidence import summary_line
+
+    offer, ack = _ack_entries()
+    assert summarise([offer, ack]) == [summary_line(offer), summary_line(ack)]
+    line = summary_line(ack)
+    assert line.startswith(f'DHCPACK 10.213.0.50 to {MAC}, option 242 = "{OPTION_242}"')
+    assert line.endswith(" (08:41:02.123)")  # the UTC time of day of `at`
+    assert summary_line({"summary": "x", "at": ""}) == "x"
+
+
+def test_network_evidence_in_report_json_html_and_junit(tmp_path: Path) -> None:
+    import copy
+    import json
+    import xml.etree.ElementTree as ET
+
+    from harness.record import annotate_junit
+    from harness.report import ReportError, validate_report
+    from harness.report_html import render_html
+
+    doc = json.loads(SAMPLE_REPORT.read_text(encoding="utf-8"))
+    validate_report(doc)  # a report without evidence.network (older runs) stays valid
+    failed = next(t for t in doc["tests"] if t["outcome"] == "fail")
+    entries = _ack_entries()
+    failed["evidence"]["network"] = entries
+    validate_report(doc)
+    html = render_html(doc)
+    assert "Lab network capture (2)" in html
+    assert "DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = &#34;HTTPSRVR=10.213.0.1" in html
+    assert "(08:41:02.123)</li>" in html or "(08:41:02.123) <details>" in html
+
+    bad = copy.deepcopy(doc)
+    next(t for t in bad["tests"] if t["id"] == failed["id"])["evidence"]["network"][0]["proto"] = "smtp"
+    with pytest.raises(ReportError, match=r"evidence\.network\[0\]\.proto"):
+        validate_report(bad)
+
+    junit = tmp_path / "junit.xml"
+    junit.write_text('<testsuites><testsuite name="pytest"><testcase name="x"><properties>'
+                     f'<property name="enrollab.nodeid" value="{failed["id"]}"/></properties>'
+                     '<failure message="m"/></testcase></testsuite></testsuites>')
+    annotate_junit(junit, doc)
+    props = [(p.get("name"), p.get("value")) for p in ET.parse(junit).getroot().iter("property")]  # noqa: S314
+    network = [value for name, value in props if name == "enrollab.network"]
+    assert len(network) == 2 and network[1].startswith("DHCPACK 10.213.0.50") and network[1].endswith("(08:41:02.123)")
+
+
+def test_add_evidence_keeps_network_entries() -> None:
+    from types import SimpleNamespace
+
+    from harness.lab_network.service import attach_capture_evidence
+    from harness.pytest_plugin import STATE_KEY, add_evidence
+
+    state = SimpleNamespace(http=[], events=[], network=[])
+    node = SimpleNamespace(stash={STATE_KEY: state})
+    entries = _ack_entries()
+    add_evidence(node, network=entries)
+    assert state.network == entries and state.network[0] is not entries[0]  # copies
+    add_evidence(SimpleNamespace(), network=entries)  # outside a conformance run: nothing, no error
+    assert attach_capture_evidence(node, None, MAC) == []  # no lab network: nothing either
+
+
+def test_the_cli_lines_say_what_is_served_and_what_happened() -> None:
+    from harness.lab_network.service import describe_event, describe_serving
+    from harness.lab_network.spec import LldpSpec, NetworkSpec
+
+    voice = DhcpScope(pool=("10.213.212.100", "10.213.212.199"))
+    spec = NetworkSpec(interface="br0", dhcp=scope(), vlans={212: voice},
+                       lldp=LldpSpec(interval=30, file_servers=("10.213.0.1",), call_servers=("10.213.0.5",),
+                                     dot1q_framing=1, med_vlan=212))
+    lines = describe_serving(spec, interface="br0", netns="lab", capture=Path("n.pcap"), mac=SERVER_MAC,
+                             addresses=["10.213.0.1"])
+    text = "\n".join(lines)
+    assert lines[0] == f"interface br0 in namespace lab ({SERVER_MAC}, 10.213.0.1)"
+    assert f'option 242 = "{OPTION_242}" ({len(OPTION_242.encode())} bytes)' in text
+    assert "option 43 (Avaya 6889) = TLSSRVR=10.213.0.1,TLSPORT=443" in text
+    assert "DHCP on VLAN 212 (802.1Q-tagged): pool 10.213.212.100-10.213.212.199/24" in text
+    assert "server 10.213.212.1 (the .1 of its subnet)" in text
+    assert "Avaya file servers (TLV 00-04-0D/6) = 10.213.0.1" in text
+    assert "Avaya call servers (TLV 00-04-0D/3) = 10.213.0.5" in text
+    assert "802.1Q framing (TLV 00-04-0D/7) = 1 (tagging)" in text
+    assert "LLDP-MED voice policy: VLAN 212 tagged, priority 5, DSCP 46" in text
+    assert lines[-1] == "capture: n.pcap"
+    bare = describe_serving(NetworkSpec(), interface="eth1")
+    assert bare == ["interface eth1", "DHCP: off (no [network.dhcp]: another server hands out addresses)",
+                    "LLDP: off (no [network.lldp])", "capture: off"]
+    event = {"source": "dhcp", "at": "2027-01-15T08:00:00.250Z", "event": "ack", "mac": MAC, "vlan": None,
+             "xid": 0x1234, "ip": "10.213.0.50"}
+    assert describe_event(event) == f"08:00:00.250 dhcp    ack mac={MAC} xid=0x00001234 ip=10.213.0.50"
