@@ -346,7 +346,7 @@ def test_network_evidence_in_report_json_html_and_junit(tmp_path: Path) -> None:
                      '<failure message="m"/></testcase></testsuite></testsuites>')
     annotate_junit(junit, doc)
     props = [(p.get("name"), p.get("value")) for p in ET.parse(junit).getroot().iter("property")]  # noqa: S314
-    network = [value for name, value in props if name == "enrollab.network"]
+    network = [str(value) for name, value in props if name == "enrollab.network"]
     assert len(network) == 2 and network[1].startswith("DHCPACK 10.213.0.50") and network[1].endswith("(08:41:02.123)")
 
 
