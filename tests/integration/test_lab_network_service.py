@@ -203,8 +203,8 @@ class _Command:
         stderr = self.process.stderr.read() if self.process.poll() is not None and self.process.stderr else ""
         raise AssertionError(f"no line with {text!r}: {self.seen} {stderr}")
 
-    def interrupt(self) -> tuple[int, str]:
-        self.process.send_signal(signal.SIGINT)
+    def interrupt(self, sig: int = signal.SIGINT) -> tuple[int, str]:
+        self.process.send_signal(sig)
         self.process.wait(timeout=10)
         self.reader.join(timeout=5)  # stdout is the reader's alone: the last lines are in the queue now
         stderr = self.process.stderr.read() if self.process.stderr else ""
@@ -218,8 +218,9 @@ class _Command:
             self.process.wait(timeout=5)
 
 
-@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
-def test_the_command_serves_until_sigint(tmp_path: Path, as_json: bool) -> None:
+@pytest.mark.parametrize("as_json,sig", [(False, signal.SIGINT), (True, signal.SIGTERM)],
+                         ids=["text-sigint", "json-sigterm"])
+def test_the_command_serves_until_sigint(tmp_path: Path, as_json: bool, sig: int) -> None:
     need_netns()
     busybox = need_tool("busybox", package="busybox")
     tcpdump = need_tool("tcpdump", package="tcpdump")
@@ -246,7 +247,7 @@ def test_the_command_serves_until_sigint(tmp_path: Path, as_json: bool) -> None:
                 assert json.loads(ack)["ip"] == "10.213.0.50"
             else:
                 assert f"mac={PHONE}" in ack and "ip=10.213.0.50" in ack
-            code, stderr = command.interrupt()
+            code, stderr = command.interrupt(sig)
         finally:
             command.kill()
     assert code == 0, stderr
