@@ -10,12 +10,15 @@ from server.api.routing import Api, Reply, Req
 from server.api.scope import account_in_scope, subtree_clause
 from server.domain import accounts as rules
 from server.domain.errors import conflict, forbidden
+from server.domain.inputs import NAME_PATTERN
 from server.store.models import Account, Device, Site, Token, User
 
 api = Api()
 
-_TEXT = {"type": "string", "maxLength": 256}
-_OBJ = {"type": "object", "additionalProperties": {"type": ["string", "null"], "maxLength": 256}}
+_OBJ = {
+    "type": "object",
+    "additionalProperties": {"type": ["string", "null"], "maxLength": 256, "pattern": NAME_PATTERN},
+}
 
 CREATE = {
     "type": "object",
@@ -25,7 +28,7 @@ CREATE = {
         "type": {"enum": ["manufacturer", "service_provider", "reseller", "customer"]},
         "name": {"type": "string", "minLength": 1, "maxLength": 128},
         "bp_link_id": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9-]{1,64}$"},
-        "sap_id": {"type": ["string", "null"], "maxLength": 64},
+        "sap_id": {"type": ["string", "null"], "maxLength": 64, "pattern": NAME_PATTERN},
         "contact": _OBJ,
         "address": _OBJ,
     },

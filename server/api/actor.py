@@ -51,6 +51,8 @@ async def authenticate(session: AsyncSession, request: web.Request, ctx: ServerC
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("auth-required", "the Authorization header must be 'Bearer <token>'")
+    if not token.isascii():  # tokens are ASCII; other bytes arrive as surrogate escapes
+        raise unauthorized("invalid-token", "the token is unknown or expired: log in again")
     row = (
         await session.execute(
             select(Token, User, Account)

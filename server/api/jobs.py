@@ -75,6 +75,7 @@ from server.context import ServerContext
 from server.domain import devices as rules
 from server.domain.errors import DomainError, bad_request, invalid, not_found
 from server.domain.identity import normalize_mac
+from server.domain.inputs import ID_MAX, ascii_int, name_schema
 from server.store.models import Account, Device, DeviceLabel, Job, JobResult, Label
 
 log = logging.getLogger("enrollab.jobs")
@@ -99,7 +100,7 @@ CREATE = {
     "required": ["name", "actions"],
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": 128},
+        "name": name_schema(128, min_length=1),
         "actions": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 7},
         "account_id": {"type": ["string", "null"], "pattern": "^[0-9]{8}$"},
         "site_id": {"type": ["integer", "null"], "minimum": 1},
@@ -505,12 +506,13 @@ async def upload_job(req: Req) -> Any:
     actions = rules.validate_action_set(wanted)
     rules.authorize_actions(req.actor.role, actions)
     account_id = _query_param(req, "account_id")
-    if account_id is not None and not (len(account_id) == 8 and account_id.isdigit()):
+    if account_id is not None and not (len(account_id) == 8 and ascii_int(account_id, 0, 99_999_999) is not None):
         raise invalid("invalid-query", "account_id is an 8-digit account id.", _preview(account_id))
     site = _query_param(req, "site_id")
-    if site is not None and not (site.isdigit() and 0 < int(site) < 1 << 62):
+    site_id = None if site is None else ascii_int(site, 1, ID_MAX)
+    if site is not None and site_id is None:
         raise invalid("invalid-query", "site_id is a positive integer.", _preview(site))
-    ctx = await _target(req, actions, account_id, int(site) if site else None)
+    ctx = await _target(req, actions, account_id, site_id)
     media = req.request.content_type.lower()
     if req.request.headers.get("Content-Type") and media not in _CSV_ALIASES:
         raise _file_error("job-file-not-csv", f"The upload is sent as {media}; send it as text/csv. {_NOT_CSV}", media)

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from server.api.devices import CHUNK, MACS, all_failed, label_scope, normalize_macs, result, scope_devices
 from server.api.routing import Api, Reply, Req
 from server.domain.errors import conflict, invalid, not_found
+from server.domain.inputs import name_schema
 from server.store.models import Device, DeviceLabel, Label
 
 api = Api()
@@ -26,8 +27,8 @@ CREATE = {
     "required": ["name"],
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": 64},
-        "description": {"type": "string", "maxLength": 256},
+        "name": name_schema(64, min_length=1),
+        "description": name_schema(256),
     },
 }
 

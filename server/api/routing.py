@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.actor import Actor, authenticate
 from server.context import ServerContext
-from server.domain import permissions
+from server.domain import inputs, permissions
 from server.domain.errors import DomainError, bad_request, forbidden, invalid
 from server.store.audit import write_audit
 from server.store.models import User
@@ -80,22 +80,20 @@ class Req:
 
     def int_param(self, name: str) -> int:
         value = self.request.match_info[name]
-        if not value.isdigit() or len(value) > 18:
-            raise DomainError("not-found", f"no such {name.removesuffix('_id')}: {value!r}", 404, value)
-        return int(value)
+        number = inputs.ascii_int(value, 0, inputs.ID_MAX)
+        if number is None:
+            raise DomainError("not-found", f"no such {name.removesuffix('_id')}: {value[:40]!r}", 404, value[:40])
+        return number
 
     def query(self, name: str, default: str | None = None) -> str | None:
         return self.request.query.get(name, default)
 
     def page(self, max_limit: int = 1000) -> tuple[int, int]:
-        """`limit`/`offset` of a list call (PROTOCOL §3), validated."""
-        try:
-            limit = int(self.request.query.get("limit", "100"))
-            offset = int(self.request.query.get("offset", "0"))
-        except ValueError:
-            raise bad_request("invalid-paging", "limit and offset must be integers") from None
-        if not 1 <= limit <= max_limit or offset < 0:
-            raise bad_request("invalid-paging", f"limit must be 1..{max_limit} and offset >= 0")
+        """`limit`/`offset` of a list call (PROTOCOL §3), validated: ASCII digits within bounds."""
+        limit = inputs.ascii_int(self.request.query.get("limit", "100"), 1, max_limit)
+        offset = inputs.ascii_int(self.request.query.get("offset", "0"), 0, inputs.OFFSET_MAX)
+        if limit is None or offset is None:
+            raise bad_request("invalid-paging", f"limit must be 1..{max_limit} and offset 0..{inputs.OFFSET_MAX}")
         return limit, offset
 
     @property
@@ -163,7 +161,7 @@ class Api:
                     summary=summary,
                     action=action,
                     process=process,
-                    body=body,
+                    body=None if body is None else inputs.bound_integers(body),
                     raw_body=raw_body,
                     max_body=max_body,
                     audited=method != "GET" if audited is None else audited,
@@ -205,26 +203,42 @@ def _parse_body(data: bytes, route: Route) -> tuple[Any, bytes | None]:
         return None, None
     if not data:
         raise bad_request("invalid-json", "a JSON body is required")
-    try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise bad_request("invalid-json", f"the body is not valid JSON: {exc}") from None
+    body = inputs.load_json(data)
     _validate(body, route.body)
     return body, None
 
 
+def _check_url_text(request: web.Request) -> None:
+    """Path and query values are text the store can hold (`inputs.check_text`), like bodies."""
+    for name, value in request.match_info.items():
+        inputs.check_text(value, f"path {name}")
+    for name, value in request.query.items():
+        inputs.check_text(name, "query")
+        inputs.check_text(value, f"query {name}")
+
+
+# One integer type for every body: a JSON integer is an int, never 1.0 (which jsonschema would
+# take, and the store's integer columns would not).
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
 _validators: dict[int, jsonschema.protocols.Validator] = {}
+_MAX_DETAIL = 300  # a schema message quotes the value: a 1 MiB body is not echoed back
 
 
 def _validate(body: Any, schema: dict[str, Any]) -> None:
     validator = _validators.get(id(schema))
     if validator is None:
-        validator = jsonschema.Draft202012Validator(schema)
+        validator = _Validator(schema)
         _validators[id(schema)] = validator
     error = jsonschema.exceptions.best_match(validator.iter_errors(body))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "body"
-        raise invalid("invalid-body", f"{where}: {error.message}", list(error.absolute_path) or None)
+        message = error.message if len(error.message) <= _MAX_DETAIL else error.message[:_MAX_DETAIL] + "…"
+        raise invalid("invalid-body", f"{where}: {message}", list(error.absolute_path) or None)
 
 
 def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -245,6 +259,7 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                             "this password was set by someone else: change it with POST /api/v1/auth/password",
                         )
                     permissions.check(actor.role, route.action)
+                _check_url_text(request)
                 body, raw = _parse_body(data, route)
                 req = Req(request=request, ctx=ctx, session=session, actor=actor, body=body, raw=raw)
                 try:

@@ -11,11 +11,12 @@ from server.api.routing import Api, Reply, Req
 from server.api.scope import account_in_scope, subtree_clause
 from server.domain import passwords
 from server.domain.errors import conflict, forbidden, not_found
+from server.domain.inputs import name_schema
 from server.store.models import Account, User
 
 api = Api()
 
-_NAME = {"type": "string", "maxLength": 100}
+_NAME = name_schema(100)
 CREATE = {
     "type": "object",
     "required": ["account_id", "login", "password", "email"],

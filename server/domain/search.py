@@ -7,13 +7,13 @@ AST into SQL; this module only decides what a well-formed filter is.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal, TypeAlias
 
+from server.domain import inputs
 from server.domain.errors import DomainError
 from server.domain.identity import normalize_mac
 
@@ -130,9 +130,9 @@ def _load(q: str | Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         if len(q) > MAX_QUERY_CHARS:
             raise _invalid(f"The filter is longer than {MAX_QUERY_CHARS} characters.", len(q))
         try:
-            document = json.loads(q)
-        except (ValueError, RecursionError) as exc:
-            raise _invalid(f"The filter must be JSON, for example {_EXAMPLE}.", q[:200]) from exc
+            document = inputs.load_json(q, "filter")
+        except DomainError as exc:
+            raise _invalid(f"The filter must be JSON, for example {_EXAMPLE}: {exc.detail}", q[:200]) from exc
     else:
         document = q
     if not isinstance(document, Mapping):
@@ -235,11 +235,12 @@ def _integer_value(field: str, op: Op, value: Any) -> int:
     """DEV-11: number fields (ids) take eq/ne with a whole number (or its digits as text)."""
     if op not in _EQUALITY_OPS:
         raise _invalid(f"{field!r} is a number; it takes eq or ne, not {op}.", op)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= inputs.ID_MAX:
         return value
-    if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
-        return int(value.strip())
-    raise _invalid(f"The value for {field!r} must be a whole number.", value)
+    number = inputs.ascii_int(value.strip(), 0, inputs.ID_MAX) if isinstance(value, str) else None
+    if number is not None:
+        return number
+    raise _invalid(f"The value for {field!r} must be a whole number 0..{inputs.ID_MAX}.", value)
 
 
 def _mac_value(field: str, op: Op, value: str) -> str:

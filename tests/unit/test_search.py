@@ -286,7 +286,7 @@ _conditions = st.one_of(
         cond,
         st.sampled_from(["serial", "model", "order_id"]),
         st.sampled_from(["eq", "ne", "contains"]),
-        st.text(min_size=1, max_size=10),
+        st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=10),  # NUL: invalid-text
     ),
     st.builds(cond, st.just("activated"), st.sampled_from(["eq", "ne"]), st.booleans()),
     st.builds(
