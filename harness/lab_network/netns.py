@@ -7,6 +7,10 @@ removed again, also when a test or the demo fails half-way.
         lab.add_vlan(212)                             # br0.212 in the lab namespace, 10.213.212.1/24
         ...                                           # phone.netns, phone.interface, lab.netns
 
+A VLAN sub-interface is the kernel's 802.1Q interface when the kernel has 802.1Q, else a software
+one (`harness.lab_network.vlan_tap`: a TAP and a relay thread), closed with the topology; either way
+a daemon bound to `br0.VID` serves that VLAN's tagged frames.
+
 Nothing outside the namespaces it creates is touched: the bridge, the veth ends and every
 address live in the lab's or the hosts' namespaces; the caller's own namespace gains nothing.
 Addresses are from 10.213.0.0/16 by default, inside namespaces only. Leftovers of a run that was
@@ -24,9 +28,11 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.lab_network.vlan_tap import SoftwareVlan, software_vlan_support
 from simulators.l2.netns import NETNS_DIR
 
-__all__ = ["Host", "LabTopology", "TopologyError", "available", "run_ip", "sweep", "vlan_support"]
+__all__ = ["Host", "LabTopology", "TopologyError", "available", "kernel_vlan_support", "run_ip", "sweep",
+           "vlan_support"]
 
 BRIDGE = "br0"
 
@@ -44,15 +50,32 @@ def available() -> str | None:
     return None
 
 
-def vlan_support(netns: str) -> str | None:
-    """None when the kernel can make 802.1Q sub-interfaces (in `netns`), else why not: some
-    kernels (e.g. a minimal VM's) are built without CONFIG_VLAN_8021Q."""
-    probe = "vlanprobe"
-    done = run_ip("link", "add", "link", "lo", "name", probe, "type", "vlan", "id", "4094", netns=netns, check=False)
+def kernel_vlan_support(netns: str) -> str | None:
+    """None when the kernel makes 802.1Q sub-interfaces (in `netns`), else why not: some kernels
+    (e.g. a minimal VM's) are built without CONFIG_VLAN_8021Q. The probe's parent is a veth end,
+    since loopback takes no VLANs even where the kernel has them."""
+    parent = "vlanprobe0"
+    made = run_ip("link", "add", parent, "type", "veth", "peer", "name", "vlanprobe1", netns=netns, check=False)
+    if made.returncode != 0:
+        return f"no probe interface for 802.1Q ({made.stderr.strip()})"
+    try:
+        done = run_ip("link", "add", "link", parent, "name", "vlanprobe", "type", "vlan", "id", "4094",
+                      netns=netns, check=False)
+    finally:
+        run_ip("link", "del", parent, netns=netns, check=False)  # its VLAN and its peer go with it
     if done.returncode != 0:
         return f"this kernel makes no 802.1Q VLAN sub-interfaces ({done.stderr.strip()}; CONFIG_VLAN_8021Q)"
-    run_ip("link", "del", probe, netns=netns, check=False)
     return None
+
+
+def vlan_support(netns: str) -> str | None:
+    """None when `LabTopology.add_vlan` can make a VLAN sub-interface in `netns`: the kernel's
+    802.1Q, else a software one on a TAP; else why neither (no 802.1Q and no /dev/net/tun)."""
+    kernel = kernel_vlan_support(netns)
+    if kernel is None:
+        return None
+    software = software_vlan_support(netns)
+    return None if software is None else f"{kernel}; {software}"
 
 
 def run_ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -101,7 +124,10 @@ class LabTopology:
     network: str = "10.213.0.0/24"
     hosts: dict[str, Host] = field(default_factory=dict)
     vlans: dict[int, str] = field(default_factory=dict)  # VLAN id -> the harness's address on it
+    software_vlans: dict[int, SoftwareVlan] = field(default_factory=dict)  # the VLANs kept in userspace
     _made: list[str] = field(default_factory=list)
+    _kernel_vlans: bool | None = None  # probed at the first add_vlan
+    _kernel_vlan_gap: str | None = None  # why not, when not
 
     @property
     def netns(self) -> str:
@@ -167,20 +193,37 @@ class LabTopology:
 
     def add_vlan(self, vid: int) -> str:
         """An 802.1Q sub-interface `br0.VID` on the bridge with the harness's address on that
-        VLAN's subnet; the interface's name."""
+        VLAN's subnet; the interface's name. The kernel's when it has 802.1Q, else a software one
+        (module docstring); TopologyError when neither can be made."""
         if not 1 <= vid <= 4094:
             raise ValueError(f"VLAN id {vid} is not 1-4094")
         name = self.vlan_interface(vid)
         subnet = self.vlan_subnet(vid)
         address = str(subnet.network_address + 1)
-        run_ip("link", "add", "link", BRIDGE, "name", name, "type", "vlan", "id", str(vid), netns=self.netns)
+        if self._kernel_vlans is None:
+            self._kernel_vlan_gap = kernel_vlan_support(self.netns)
+            self._kernel_vlans = self._kernel_vlan_gap is None
+        if self._kernel_vlans:
+            run_ip("link", "add", "link", BRIDGE, "name", name, "type", "vlan", "id", str(vid), netns=self.netns)
+        else:
+            if vid in self.software_vlans:
+                raise TopologyError(f"VLAN {vid} is already on {BRIDGE} ({name})")
+            try:
+                self.software_vlans[vid] = SoftwareVlan(BRIDGE, vid, netns=self.netns, name=name).open()
+            except OSError as exc:
+                raise TopologyError(f"{self._kernel_vlan_gap}; and no software 802.1Q interface {name}: {exc}"
+                                    ) from exc
         run_ip("addr", "add", f"{address}/{subnet.prefixlen}", "dev", name, netns=self.netns)
         run_ip("link", "set", name, "up", netns=self.netns)
         self.vlans[vid] = address
         return name
 
     def close(self) -> None:
-        """Remove every namespace made (their interfaces go with them); never raises."""
+        """Stop the software VLANs' relays and remove every namespace made (their interfaces go
+        with them); never raises."""
+        for vlan in self.software_vlans.values():
+            vlan.close()
+        self.software_vlans.clear()
         for name in reversed(self._made):
             run_ip("netns", "del", name, check=False)
         self._made.clear()

@@ -3,8 +3,9 @@ out leases with option 242 and/or 43 (the server's source, the address on the ph
 host name in dnsmasq's lease file, a unicast renewal), no server at all gives an offer without an
 address, lldpd's Avaya file-server TLV names the server when DHCP named none (and lldpd hears the
 phone's own LLDPDU), and an L2QVLAN from 242 or an LLDP-MED voice policy moves the phone to a
-tagged DHCP on the voice VLAN — answered by the harness responder's VLAN scope, since dnsmasq can
-serve a VLAN only on an 802.1Q sub-interface (`need_vlans`: this machine's kernel has none).
+tagged DHCP on the voice VLAN — answered by the harness responder's VLAN scope, and by dnsmasq
+bound to the lab's VLAN sub-interface `br0.212` (the kernel's 802.1Q interface, else the software
+one of `harness.lab_network.vlan_tap` on a kernel without 802.1Q, as this machine's).
 Daemons are killed in `finally`; each test stays under 20 s."""
 
 from __future__ import annotations
@@ -243,15 +244,25 @@ def test_dnsmasq_on_a_vlan_sub_interface_serves_the_voice_vlan(tmp_path: Path) -
                           f'dhcp-option=tag:{voice_if},242,"HTTPSRVR={lab.vlans[212]}"',
                           f"dhcp-range=set:{voice_if},10.213.212.50,10.213.212.99,255.255.255.0,10m",
                           f"interface={voice_if}",
-                          dhcp_range="set:br0,10.213.0.50,10.213.0.99,255.255.255.0,10m"):
+                          dhcp_range="set:br0,10.213.0.50,10.213.0.99,255.255.255.0,10m") as leases:
                 network = _wire(host)
                 try:
                     offer = await network.offer()
+                    text = await wait_for(lambda: leases.exists() and "10.213.212." in leases.read_text()
+                                          and leases.read_text(), 3)
                 finally:
                     await network.close()
+                software = lab.software_vlans.get(212)
+                if software is not None:  # the relay carried the tagged exchange both ways
+                    assert software.error is None and software.to_tap >= 2 and software.to_trunk >= 2
             assert ("voice-vlan", {"vlan": 212, "source": "dhcp-242"}) in offer.notes, offer.notes
+            leases_seen = [(d["ip"], d["vlan"], d["server"]) for name, d in offer.notes if name == "dhcp-lease"]
+            assert [(vlan, server) for _, vlan, server in leases_seen] == [(None, lab.address), (212, lab.vlans[212])]
             assert offer.address is not None and offer.address.startswith("10.213.212.")
             assert offer.server is not None and offer.server.url == f"http://{lab.vlans[212]}/"
+            assert (offer.address, 24) in _addresses(host.netns)
+            # dnsmasq's own record: one lease per client, so the voice address has replaced the data one
+            assert text and f"{COLONS} {offer.address} AVA140001" in text and leases_seen[0][0] not in text, text
 
     _timed(run())
 
