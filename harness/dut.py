@@ -137,6 +137,10 @@ class SimulatedDevice:
         # knob of discovery tests; None: no network offers a server. A factory reset keeps it.
         self.network: NetworkLayer | None = None
         self.netns: str | None = None  # the namespace its connections start in (a phone on a lab network)
+        # The run's lab network (`harness.lab_network.path.LabPath`, `[options] network_path`):
+        # when set, every boot goes over the wire from a namespace of the device's own, `network`
+        # saying what the harness's DHCP responder and LLDP advertiser send.
+        self.path: Any = None
         self._phone = self._new_phone()
 
     @classmethod
@@ -218,15 +222,15 @@ class SimulatedDevice:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _environment(self) -> PhoneEnvironment:
+    def _environment(self, network: NetworkLayer | None = None, netns: str | None = None) -> PhoneEnvironment:
         return PhoneEnvironment(
             self.link.device_url,
             list(self.link.public_roots),
             dict(self.link.hosts),
-            self.network,
+            network or self.network,
             self.link.clock,
             capabilities=self.capabilities,
-            netns=self.netns,
+            netns=netns or self.netns,
         )
 
     def _new_phone(self) -> Phone:
@@ -243,11 +247,16 @@ class SimulatedDevice:
     async def _run(self, how: str) -> Outcome:
         phone = self._phone
         phone.faults = self.faults
-        phone.env = self._environment()
         start = len(phone.events)
         try:
-            async with phone.env:
-                return await (phone.boot() if how == "boot" else phone.reprovision())
+            if self.path is None:
+                phone.env = self._environment()
+                async with phone.env:
+                    return await (phone.boot() if how == "boot" else phone.reprovision())
+            async with self.path.boot(self._identity, self.network, reboot=how == "boot") as (wire, netns):
+                phone.env = self._environment(wire, netns)
+                async with phone.env:
+                    return await (phone.boot() if how == "boot" else phone.reprovision())
         finally:
             self._events.extend(_event_json(e.to_json()) for e in phone.events[start:])
 

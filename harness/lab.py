@@ -11,6 +11,8 @@
     [options]
     seed = 1                       # derives MACs and serials of simulated devices
     concurrency = 4
+    network_path = "loopback"      # or "namespaces": simulated devices boot over a lab network in
+                                   # namespaces (DHCP, LLDP, HTTP on veth; root; the device suite only)
 
     [[devices]]
     driver = "simulated"
@@ -94,6 +96,7 @@ DEFAULT_PASSWORD_ENV = "ENROLLAB_ADMIN_PASSWORD"  # noqa: S105 - the name of a v
 
 Target = Literal["sim", "lab"]
 DRIVER_OF_TARGET: Mapping[str, str] = {"sim": "simulated", "lab": "physical"}
+NETWORK_PATHS = ("loopback", "namespaces")  # [options] network_path: harness.lab_network.path
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class DeviceSpec:
 class LabOptions:
     seed: int = 1
     concurrency: int = 4
+    network_path: str = "loopback"  # NETWORK_PATHS
 
 
 @dataclass(frozen=True)
@@ -278,7 +282,9 @@ class _Checker:
     def build(self, doc: Mapping[str, Any], seed_override: int | None) -> Lab:
         options_doc = _table(doc.get("options"))
         seed = seed_override if seed_override is not None else _int(options_doc.get("seed"), 1)
-        options = LabOptions(seed=seed, concurrency=_int(options_doc.get("concurrency"), 4))
+        path = options_doc.get("network_path")
+        options = LabOptions(seed=seed, concurrency=_int(options_doc.get("concurrency"), 4),
+                             network_path=path if path in NETWORK_PATHS else "loopback")
         server = self.server(_table(doc.get("server")))
         devices = self.devices(doc.get("devices"), seed)
         network = parse_network(_table(doc.get("network")), self.problem)

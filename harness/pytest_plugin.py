@@ -88,7 +88,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write report.json, report.html (and junit.xml) here")
     group.addoption("--enrollab-seed", dest="enrollab_seed", metavar="N", type=int, default=None,
                     help="seed for derived device identities (overrides the lab's)")
+    group.addoption("--enrollab-network-path", dest="enrollab_network_path", choices=("loopback", "namespaces"),
+                    default=None, help="how simulated devices reach the servers (overrides the lab's "
+                    "[options] network_path): namespaces = each on a lab network of its own (root; device suite)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -154,6 +157,9 @@ def activate(config: pytest.Config) -> None:
         lab = load_lab(path, seed=config.getoption("enrollab_seed"))
     except LabError as err:
         raise pytest.UsageError(str(err)) from None
+    network_path = config.getoption("enrollab_network_path", None)
+    if network_path:
+        lab = replace(lab, options=replace(lab.options, network_path=network_path))
     server_url = config.getoption("enrollab_server")
     if server_url:
         lab = lab.with_server_url(server_url, admin_login_from_env())
@@ -257,6 +263,14 @@ class _Conformance:
         from fixtures.features import FeatureMatrix
 
         matrix = FeatureMatrix.load()
+        if self.cs.lab.options.network_path == "namespaces":
+            server_side = [item.nodeid for item in items if _suite_of(item, "dut" in getattr(item, "fixturenames", ()))
+                           == "server"]
+            if server_side:
+                raise pytest.UsageError(
+                    f'network_path = "namespaces" runs the device suite only (--suite device): {len(server_side)} '
+                    f"server-suite tests were collected (e.g. {server_side[0]}); they speak the device protocol "
+                    "from the harness's own namespace, which has no route to the lab network")
         for item in items:
             state = self._state_of(item, matrix)
             item.stash[STATE_KEY] = state
@@ -614,6 +628,8 @@ async def file_server(request: pytest.FixtureRequest) -> AsyncIterator[FileServe
     async def start(files: Any = None, *, cert_mode: str = "private", **options: Any) -> Any:
         content = provisioning_files() if files is None else files
         settings = {"cert_mode": cert_mode, "hostnames": (FILES_HOST,), **options}
+        if cs.path is not None:  # network_path = "namespaces": on the lab address, in the lab's namespace
+            settings = {"host": cs.path.address, "netns": cs.path.netns, **settings}
         try:
             server = await FileServer(content, **settings).start()
         except (OSError, ValueError) as exc:
@@ -653,8 +669,11 @@ def dut(request: pytest.FixtureRequest) -> Iterator[Any]:
         device.netns = None
     yield device
     state = request.node.stash.get(STATE_KEY, None)
+    path = getattr(device, "path", None)
+    captured = path.take_evidence(device.identity.mac) if path is not None else []
     if state is not None:
         state.events.extend(device.events[mark:])
+        state.network.extend(captured)
 
 
 @pytest.fixture

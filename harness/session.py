@@ -14,8 +14,10 @@ import contextlib
 import os
 import shutil
 import ssl
+import subprocess
 import tempfile
 import threading
+import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +34,7 @@ __all__ = ["FILES_HOST", "ConformanceSession", "EnrollmentServer", "LoopThread"]
 
 T = TypeVar("T")
 FILES_HOST = "files.enrollab.test"
+LAB_DEVICE_PORT = 8443  # the device listener on the lab address (network_path = "namespaces")
 EMBEDDED_PASSWORD = "Conformance-Embedded-Pw-1"  # noqa: S105 - a throwaway server in a temporary directory
 START_TIMEOUT = 120.0
 
@@ -302,6 +305,7 @@ class ConformanceSession:
         self._drivers: dict[str, Any] = {}
         self._driver_errors: dict[str, BaseException] = {}
         self._link: Any = None
+        self.path: Any = None  # harness.lab_network.path.LabPath with `[options] network_path = "namespaces"`
 
     @property
     def seed(self) -> int:
@@ -335,9 +339,31 @@ class ConformanceSession:
         spec = self.lab.server
         if spec.embedded:
             self._tmp = tempfile.mkdtemp(prefix="enrollab-conformance-")
-            server, self._running = self._loop.run(_start_embedded(Path(self._tmp) / "data"))
+            device_at = None
+            if self.lab.options.network_path == "namespaces":
+                self.path = self._lab_path(Path(self._tmp))
+                device_at = (self.path.address, LAB_DEVICE_PORT, self.path.netns)
+            server, self._running = self._loop.run(_start_embedded(Path(self._tmp) / "data", device_at=device_at))
             return server
+        if self.lab.options.network_path == "namespaces":
+            raise LabError("network-path-needs-embedded-server",
+                           'network_path = "namespaces" puts the devices on a lab network only the embedded '
+                           "server listens on: drop --server / [server] url, or use network_path = \"loopback\"",
+                           field="options.network_path")
         return self._loop.run(_connect_remote(spec))
+
+    def _lab_path(self, tmp: Path) -> Any:
+        from harness.lab_network.netns import TopologyError
+        from harness.lab_network.path import LabPath
+
+        captures = (self.report_dir / "network") if self.report_dir is not None else tmp / "network"
+        path = LabPath(f"enrollab-c{uuid.uuid4().hex[:4]}", captures)
+        try:
+            return path.start()
+        except (TopologyError, OSError, subprocess.CalledProcessError) as exc:
+            raise LabError("network-path-unavailable",
+                           f'network_path = "namespaces" needs network namespaces (root, iproute2): {exc}',
+                           field="options.network_path") from None
 
     def server_provenance(self) -> dict[str, Any]:
         if self._server is not None:
@@ -364,7 +390,8 @@ class ConformanceSession:
             server = self.server()
             if server.tls_ca_pem:
                 self.public_roots.insert(0, server.tls_ca_pem)
-            self._link = SimLink(server.device_url, self.public_roots, {FILES_HOST: "127.0.0.1"}, SkipWaits())
+            files_at = self.path.address if self.path is not None else "127.0.0.1"
+            self._link = SimLink(server.device_url, self.public_roots, {FILES_HOST: files_at}, SkipWaits())
         return self._link
 
     def device(self, spec: DeviceSpec) -> Any:
@@ -378,6 +405,7 @@ class ConformanceSession:
         try:
             if spec.driver == "simulated":
                 driver = bind(spec, manufacturer=self.server().manufacturer_ca(), link=self.link())
+                driver.path = self.path
             else:
                 driver = bind(spec)
         except HarnessError as exc:
@@ -396,6 +424,9 @@ class ConformanceSession:
                     loop.run(self._running.stop(), timeout=30)
                 self._running = None
             loop.close()
+        if self.path is not None:
+            self.path.close()
+            self.path = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

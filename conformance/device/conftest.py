@@ -113,7 +113,9 @@ async def des(request: pytest.FixtureRequest, dut: Any, enrollment_server: Any) 
     if manufacturer is None:
         raise HarnessError("no-manufacturer-ca", "the scripted DES needs the manufacturer CA of the devices")
     try:
-        server = await ScriptedDES(manufacturer, hostnames=(DES_HOST,)).start()
+        path = getattr(dut, "path", None)  # network_path = "namespaces": on the lab address, in the lab's namespace
+        at: dict[str, Any] = {"host": path.address, "netns": path.netns} if path is not None else {}
+        server = await ScriptedDES(manufacturer, hostnames=(DES_HOST,), **at).start()
     except OSError as exc:
         raise HarnessError("scripted-des-down", f"the scripted enrollment server did not start: {exc}") from None
     try:

@@ -50,6 +50,9 @@ async def test_option_242_on_a_lab_network(request: pytest.FixtureRequest, dut: 
         not_applicable(f"discovery over a lab network needs network namespaces: {why}")
     if not isinstance(dut, SimulatedDevice):
         not_applicable("only simulated devices can be put in a lab namespace (physical drivers: a later issue)")
+    if dut.path is not None:
+        not_applicable('this run\'s devices all boot over the lab network (network_path = "namespaces"): '
+                       "the discovery tests (test_discovery.py) run on it")
     suffix = dut.identity.mac[-6:].lower()
     capture = _capture_path(request)
     with LabTopology(f"enrollab-d{suffix}") as lab:

@@ -158,9 +158,9 @@ async def test_http_url_refused_without_the_feature(dut: Any, des: ScriptedDES, 
 @pytest.mark.needs(*PROVISIONING)
 @pytest.mark.steps("arrange", "boot", "check")
 async def test_ip_address_url(dut: Any, des: ScriptedDES, file_server: Any, step: Any) -> None:
-    """A URL whose host is an IPv4 address (the file server's certificate names 127.0.0.1)."""
+    """A URL whose host is an IPv4 address (the address the file server listens on; its certificate names it)."""
     files = await file_server(settings(), cert_mode="public")
-    outcome = await boot_redirected(dut, des, step, redirect(files.url("https", host="127.0.0.1")))
+    outcome = await boot_redirected(dut, des, step, redirect(files.url("https", host=files.host)))
     with step("check") as s:
         s.record(requested=files.paths())
         assert_provisioned_from(outcome, files, "https")
@@ -176,7 +176,7 @@ async def test_ip_address_url_refused_without_the_feature(
     """Negative: an IP-address URL to a device without "Provisioning URL with IP address" (every
     Vantage) is refused."""
     files = await file_server(settings(), cert_mode="public")
-    outcome = await boot_redirected(dut, des, step, redirect(files.url("https", host="127.0.0.1")))
+    outcome = await boot_redirected(dut, des, step, redirect(files.url("https", host=files.host)))
     with step("check") as s:
         s.record(requested=files.paths())
         assert_refused(outcome, files)
