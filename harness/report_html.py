@@ -5,7 +5,8 @@ so it can be mailed, archived as a CI artifact or opened offline. Jinja2 escapes
 Sections: provenance, summary, the device x feature matrix (`<table id="matrix">`, cells with
 `data-outcome`), rule coverage, each failure and error with its evidence (steps, device events,
 HTTP exchanges, and what the lab network capture saw, one line per frame:
-`DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = "HTTPSRVR=…" (10:31:02.123)`), and all tests.
+`DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = "HTTPSRVR=…" (10:31:02.123)`), and all tests
+(a passing test's capture lines folded under its row).
 """
 
 from __future__ import annotations

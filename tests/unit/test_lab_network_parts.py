@@ -334,6 +334,12 @@ def test_network_evidence_in_report_json_html_and_junit(tmp_path: Path) -> None:
     assert "Lab network capture (2)" in html
     assert "DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = &#34;HTTPSRVR=10.213.0.1" in html
     assert "(08:41:02.123)</li>" in html or "(08:41:02.123) <details>" in html
+    assert "lab network capture (" not in html  # no passing test carries any yet
+    passed = next(t for t in doc["tests"] if t["outcome"] == "pass")
+    passed["evidence"]["network"] = entries[1:]
+    html = render_html(doc)
+    assert "lab network capture (1)" in html  # a passing test's capture, folded under its row
+    assert html.count("DHCPACK 10.213.0.50 to a4:25:1b:00:00:01") == 2
 
     bad = copy.deepcopy(doc)
     next(t for t in bad["tests"] if t["id"] == failed["id"])["evidence"]["network"][0]["proto"] = "smtp"
