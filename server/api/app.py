@@ -27,6 +27,7 @@ MODULES = (
     "server.api.notifications",
     "server.api.logs",
     "server.api.links",
+    "server.api.trust",
 )
 
 

@@ -144,7 +144,8 @@ async def enroll(request: web.Request) -> web.Response:
         code=body.get("code"),
         client_host=host,
     )
-    certificate = CertificateFacts(cn=peer.cn or "", thumbprint=peer.thumbprint, subject=peer.subject)
+    certificate = CertificateFacts(cn=peer.cn or "", thumbprint=peer.thumbprint, subject=peer.subject,
+                                   manufacturer=peer.manufacturer)
     decision = await decide_and_apply(request, facts_request, certificate)
     if decision is None:
         return error_response(

@@ -33,15 +33,17 @@ IMAGES = web.AppKey("firmware_images", FirmwareImages)
 
 @dataclass(frozen=True)
 class Peer:
-    """The factory certificate the device presented: CN (its MAC), subject, SHA-256 thumbprint."""
+    """The factory certificate the device presented: CN (its MAC), subject, SHA-256 thumbprint,
+    and the label of the manufacturer CA that issued it (`Pki.manufacturer_of`)."""
 
     certificate: x509.Certificate
     cn: str | None
     subject: str
     thumbprint: str
+    manufacturer: str | None = None
 
     @classmethod
-    def of(cls, certificate: x509.Certificate, der: bytes | None = None) -> Peer:
+    def of(cls, certificate: x509.Certificate, der: bytes | None = None, manufacturer: str | None = None) -> Peer:
         """`der`, when the caller has the certificate's DER, spares re-encoding it for the
         thumbprint (`Certificate.fingerprint` costs ten times hashing the DER)."""
         subject = certificate.subject  # built anew on every access: once is enough
@@ -50,6 +52,7 @@ class Peer:
             name_attribute(subject, NameOID.COMMON_NAME),
             subject_text(subject),
             thumbprint(der if der is not None else certificate),
+            manufacturer,
         )
 
 
@@ -92,5 +95,5 @@ async def peer_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     pki = device_ctx(request).pki
     if pki is not None and pki.is_revoked(cert):
         return error_response("certificate-revoked", "This factory certificate has been revoked.", 403)
-    request[_PEER] = Peer.of(cert, der)
+    request[_PEER] = Peer.of(cert, der, pki.manufacturer_of(cert) if pki is not None else None)
     return await handler(request)

@@ -6,7 +6,8 @@ notifications to queue and the audit record to write (ENR-5). No I/O: the same f
 same decision, so re-running discovery (ENR-7) needs nothing special and always reflects the
 current state. The rules run in this order; the first that answers wins:
 
-1. ENR-1 identity, 2. DEV-2 approval, 3. ACC-5 accounts, 4. FW-1 model and version known,
+1. ENR-1 identity (and the deny-list), 2. DEV-2 approval, 3. ACC-5 accounts and their
+manufacturer-CA allow-lists, 4. FW-1 model and version known,
 5. FW-4/FW-2 firmware gate, 6. DEV-6/ENR-2 zero-touch redirect, 7. LCK-2 lock,
 8. ENR-3/DEV-7 code asked for, 9. EC code check -> EC-7 claim + redirect, or LCK-2 wrong code.
 
@@ -95,7 +96,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -187,6 +188,7 @@ class CertificateFacts:
     cn: str
     thumbprint: str
     subject: str | None = None
+    manufacturer: str | None = None  # the label of the manufacturer CA that issued it (`Pki.manufacturer_of`)
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ class AccountFacts:
     enabled: bool = True
     firmware_upgrade: bool = False
     firmware_setting: str | None = None
+    manufacturers: tuple[str, ...] | None = None  # the manufacturer-CA allow-list; None: any trusted one
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ class SiteFacts:
     pin: str | None = field(default=None, repr=False)
     entry: ProfileEntry | None = None
     firmware_setting: str | None = None
+    account_manufacturers: tuple[str, ...] | None = None  # the site's account's allow-list (AccountFacts)
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,7 @@ class EnrollmentFacts:
     capabilities: Capabilities
     est_base_url: str | None = None
     firmware_images: FirmwareImages = field(default_factory=dict)
+    denied: str | None = None  # the deny-list's reason when the certificate's thumbprint is on it
 
 
 # --- the decision --------------------------------------------------------------------------------
@@ -401,7 +406,7 @@ def decide_enrollment(facts: EnrollmentFacts, now: datetime) -> Decision:
         return _finish(facts, now, identity, verified=False)
     device = facts.device
     assert device is not None  # check_identity answered otherwise
-    early = check_approved(device) or check_accounts_enabled(facts)
+    early = check_approved(device) or check_accounts_enabled(facts) or check_manufacturer(facts)
     if early is not None:
         return _finish(facts, now, early, verified=True)
     known = check_model_and_firmware(facts)
@@ -443,6 +448,8 @@ def check_identity(facts: EnrollmentFacts) -> _Outcome | None:
         return _Outcome(
             404, "unknown_device", {}, reason, "the certificate is not the imported factory certificate of this MAC"
         )
+    if facts.denied is not None:
+        return _rejected("certificate-denied", f"This factory certificate is on the deny-list: {facts.denied}")
     return None
 
 
@@ -462,6 +469,33 @@ def check_accounts_enabled(facts: EnrollmentFacts) -> _Outcome | None:
     site = facts.site
     if device.site_id is not None and site is not None and site.id == device.site_id and not site.account_enabled:
         return _rejected("disabled-account", f"The account {site.account_id} of the device's site is disabled.")
+    return None
+
+
+def check_manufacturer(facts: EnrollmentFacts) -> _Outcome | None:
+    """The allow-lists of the accounts that hold the device (its owner, its site's account)."""
+    device = facts.device
+    assert device is not None
+    lists: list[tuple[str, tuple[str, ...] | None]] = []
+    if device.owner_id is not None and facts.owner is not None:
+        lists.append((device.owner_id, facts.owner.manufacturers))
+    if facts.site is not None and facts.site.id == device.site_id:
+        lists.append((facts.site.account_id, facts.site.account_manufacturers))
+    return manufacturer_refusal(facts.certificate.manufacturer, lists)
+
+
+def manufacturer_refusal(manufacturer: str | None, lists: Iterable[tuple[str, tuple[str, ...] | None]],
+                         **extra: Any) -> _Outcome | None:
+    """403 `manufacturer-not-allowed` when an account's allow-list leaves out the manufacturer CA
+    that issued the certificate (an account without a list allows every CA the platform trusts)."""
+    for account_id, allowed in lists:
+        if allowed is not None and manufacturer not in allowed:
+            return _rejected(
+                "manufacturer-not-allowed",
+                f"Account {account_id} accepts factory certificates of {', '.join(allowed) or 'no manufacturer'} only; "
+                f"this one was issued by {manufacturer or 'an unlisted CA'}.",
+                **extra,
+            )
     return None
 
 
@@ -733,6 +767,11 @@ def enroll_with_code(ctx: _Ctx, kind: CodeKind, code: str, match: CodeMatch) -> 
     named: dict[str, Any] = {"code_account": site.account_id, "code_site": site.id}
     if not account.enabled or not site.account_enabled:
         return _rejected("disabled-account", f"The account {site.account_id} of the code's site is disabled.", **named)
+    refused = manufacturer_refusal(ctx.facts.certificate.manufacturer,
+                                   [(account.account_id, account.manufacturers),
+                                    (site.account_id, site.account_manufacturers)], **named)
+    if refused is not None:
+        return refused
     owner = ctx.device.owner_id
     if owner is not None and owner != site.account_id:
         return _rejected(

@@ -61,6 +61,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     # platform settings and catalog (LCK-1, FW-1, SIT-3 N)
     "settings.read": _ALL,
     "settings.write": frozenset({PLATFORM}),
+    # factory-certificate trust (issue 13): the deny-list is the platform's; allow-lists are per account
+    "certificates.read": frozenset({PLATFORM}),
+    "certificates.deny": frozenset({PLATFORM}),
+    "accounts.manufacturers": _ALL,
     "families.read": _ALL,
     "families.write": frozenset({PLATFORM}),
     # notifications, log, linking

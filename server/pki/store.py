@@ -65,6 +65,7 @@ PKI_DIRNAME = "pki"
 SERVER_DAYS = 397
 SERVER_RENEW_BEFORE = timedelta(days=30)
 DEFAULT_SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
+LOCAL_MANUFACTURER = "local"  # the label of DATA/pki/manufacturer-ca (allow-lists name manufacturer CAs by label)
 _TRUSTED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
@@ -292,6 +293,22 @@ class Pki:
             for trusted in self.trusted
             for crl in trusted.crls
         )
+
+    def manufacturer_of(self, cert: x509.Certificate) -> str | None:
+        """The label of the manufacturer CA that issued `cert`: `LOCAL_MANUFACTURER` for ours, a
+        `trusted-manufacturers/` file's name for the others; None when none of them did (the
+        handshake has already checked the chain: this only names its issuer)."""
+        issuer = cert.issuer
+        if issuer == self.manufacturer_ca.certificate.subject:
+            return LOCAL_MANUFACTURER
+        for trusted in self.trusted:
+            if any(ca.subject == issuer for ca in trusted.certificates):
+                return trusted.name
+        return None
+
+    def manufacturer_labels(self) -> list[str]:
+        """Every manufacturer CA label the device listener trusts, ours first."""
+        return [LOCAL_MANUFACTURER, *(t.name for t in self.trusted)]
 
     # --- trust ------------------------------------------------------------------------------
 

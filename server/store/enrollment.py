@@ -89,7 +89,16 @@ from server.domain.profiles import ProfileEntry, ServerType
 from server.pki.keys import normalize_thumbprint
 from server.store.audit import audit_values, insert_audit_rows
 from server.store.db import CompiledSelect, ReadPlan, Store
-from server.store.models import Account, Device, DeviceFamily, EnrollmentCode, Profile, Site, SiteFirmware
+from server.store.models import (
+    Account,
+    DeniedCertificate,
+    Device,
+    DeviceFamily,
+    EnrollmentCode,
+    Profile,
+    Site,
+    SiteFirmware,
+)
 from server.store.notify import PendingNotice, queue_notifications
 
 FIRMWARE_CHARS = 32  # devices.firmware is String(32); the request schema allows no more
@@ -183,6 +192,12 @@ def nec_state(row: Any) -> NecState:
 _devices, _codes, _sites = (cast(Table, model.__table__) for model in (Device, EnrollmentCode, Site))
 _profiles, _site_firmware = cast(Table, Profile.__table__), cast(Table, SiteFirmware.__table__)
 _owner, _site_account = Account.__table__.alias("owner"), Account.__table__.alias("site_account")
+_denied = cast(Table, DeniedCertificate.__table__)
+
+
+def _allow_list(value: Any) -> tuple[str, ...] | None:
+    """An account's `manufacturers` column as the rules take it (None: no list)."""
+    return tuple(str(v) for v in value) if isinstance(value, list) else None
 
 
 def _site_columns(site_account: Any) -> list[Any]:
@@ -196,6 +211,7 @@ def _site_columns(site_account: Any) -> list[Any]:
         site_account.c.enabled.label("site_account_enabled"),
         site_account.c.firmware_upgrade.label("site_account_firmware_upgrade"),
         site_account.c.path.label("site_account_path"),
+        site_account.c.manufacturers.label("site_account_manufacturers"),
         _profiles.c.id.label("profile_found"),
         _profiles.c.entries.label("profile_entries"),
         _site_firmware.c.setting.label("firmware_setting"),
@@ -231,11 +247,14 @@ DEVICE_FACTS = (
         _owner.c.enabled.label("owner_enabled"),
         _owner.c.firmware_upgrade.label("owner_firmware_upgrade"),
         _owner.c.path.label("owner_path"),
+        _owner.c.manufacturers.label("owner_manufacturers"),
+        _denied.c.reason.label("denied_reason"),
         *_site_columns(_site_account),
     )
     .select_from(
         _site_joins(
-            _devices.outerjoin(_owner, _owner.c.id == _devices.c.owner_id),
+            _devices.outerjoin(_owner, _owner.c.id == _devices.c.owner_id).outerjoin(
+                _denied, _denied.c.thumbprint == bindparam("thumbprint")),
             _sites.c.id == _devices.c.site_id,
             # The stored model is the catalog's name for nearly every device; `load_facts` asks
             # again with the catalog's name when it is not.
@@ -295,6 +314,7 @@ def _site_of(row: Any, des_url: str | None) -> SiteFacts | None:
         pin=row.site_pin,
         entry=entry,
         firmware_setting=row.firmware_setting,
+        account_manufacturers=_allow_list(row.site_account_manufacturers),
     )
 
 
@@ -307,6 +327,7 @@ def _site_account_of(row: Any) -> AccountFacts | None:
         row.site_account_found,
         enabled=bool(row.site_account_enabled),
         firmware_upgrade=bool(row.site_account_firmware_upgrade),
+        manufacturers=_allow_list(row.site_account_manufacturers),
     )
 
 
@@ -381,7 +402,7 @@ async def load_facts(
         return LoadedFacts(EnrollmentFacts(**common), {})
 
     def read() -> ReadPlan[LoadedFacts]:
-        row = yield DEVICE_FACTS_READ, {"mac": mac}
+        row = yield DEVICE_FACTS_READ, {"mac": mac, "thumbprint": normalize_thumbprint(certificate.thumbprint)}
         if row is None:
             return LoadedFacts(EnrollmentFacts(**common), {})
         model = canonical_model(env.catalog, row.model)
@@ -399,10 +420,12 @@ async def load_facts(
                     row.owner_found,
                     enabled=bool(row.owner_enabled),
                     firmware_upgrade=bool(row.owner_firmware_upgrade),
+                    manufacturers=_allow_list(row.owner_manufacturers),
                 )
         if match is not None:
             paths[match.account.account_id] = match_path
-        facts = EnrollmentFacts(device=device_record(row), owner=owner, site=site, code_match=match, **common)
+        facts = EnrollmentFacts(device=device_record(row), owner=owner, site=site, code_match=match,
+                                denied=row.denied_reason, **common)
         return LoadedFacts(facts, paths)
 
     return await store.run_plan(read(), snapshot=bool(request.code))

@@ -82,6 +82,9 @@ class Account(Base):
     two_factor_children: Mapped[bool] = mapped_column(Boolean, default=False)  # ACC-10 (SP → resellers)
     switch_approved: Mapped[bool] = mapped_column(Boolean, default=False)  # ACC-9
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The manufacturer CAs (labels, `Pki.manufacturer_of`) whose factory certificates its devices may
+    # enroll with; None: any the platform trusts (issue 13).
+    manufacturers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class User(Base):
@@ -286,6 +289,16 @@ class NotificationSetting(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(48), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
+
+
+class DeniedCertificate(Base):
+    """Factory certificates refused at enrollment (the deny-list, issue 13), by SHA-256 thumbprint."""
+
+    __tablename__ = "denied_certificates"
+    thumbprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    denied_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    denied_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class Setting(Base):

@@ -20,6 +20,7 @@ EVERYONE = {
     "accounts.read",
     "accounts.update",
     "accounts.two_factor",  # ACC-4, ACC-10
+    "accounts.manufacturers",  # issue 13: an account's manufacturer-CA allow-list (its subtree, ACC-7)
     "users.create",
     "users.read",
     "users.update",
@@ -65,6 +66,8 @@ EXPECTED: dict[str, set[str]] = {
         "settings.write",
         "families.write",
         "links.read",  # LCK-1, FW-1
+        "certificates.read",
+        "certificates.deny",  # issue 13: the factory-certificate deny-list
     },
     "manufacturer": EVERYONE | {"devices.import"},  # DEV-1
     "service_provider": PARTNER
