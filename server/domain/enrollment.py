@@ -16,6 +16,10 @@ Decisions:
   the body's MAC -> 403 `certificate-mismatch` (the device exists, the caller is not it). The
   certificate thumbprint differs from the imported one, or none was imported -> 404
   `unknown_device`. MACs compare in canonical form, thumbprints as upper-case hex without `:`.
+- Issue 13: a certificate on the platform's deny-list -> 403 `certificate-denied` (after the
+  identity checks: an unknown device stays 404). An account with a manufacturer-CA allow-list
+  (its owner, its site's account, the account of a right code and of that code's site) refuses
+  a factory certificate of another CA -> 403 `manufacturer-not-allowed`; never a wrong code.
 - The imported model is the one the rules use (capabilities, catalog); the body's model only
   shows in the audit message when it names another model. An imported model missing from the
   catalog -> 403 `unknown-model`; a body firmware that is no version -> 403 `invalid-firmware`.
