@@ -311,7 +311,7 @@ def pki() -> None:
 @pki.command("issue-factory-cert")
 @_PKI_DATA
 @click.option("--mac", required=True, help="Device MAC; A4:25:1B:0C:3D:5E, a4-25-1b-… or A4251B0C3D5E.")
-@click.option("--serial", required=True, help="Device serial number (1-64 visible ASCII characters).")
+@click.option("--serial", required=True, help="Device serial number (1-64 ASCII letters, digits and -).")
 @click.option("--model", required=True, help="Model, e.g. J179 (written to the certificate's OU).")
 @click.option(
     "--out",

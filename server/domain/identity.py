@@ -10,7 +10,10 @@ Decisions (the guide and PROTOCOL.md leave these open):
   code keeps importing it from `server.domain.identity`. `parse_version` here raises the
   server's `invalid-version` `DomainError`; `Version.parse` is the fixtures one and raises
   `fixtures.versions.VersionError` (a `ValueError` with the same id).
-- Serial: 1-64 visible ASCII characters, no spaces; kept as given.
+- Serial: 1-64 ASCII letters, digits and `-`, starting with a letter or digit; kept as given.
+  Real serials are letters and digits (`21WZ51234567`); the set is what is safe everywhere a
+  serial goes: the `$SERIALNO` of a provisioning URL path (PRF-2: no `/`, `?`, `#`, `%`), the
+  factory certificate's `serialNumber` (a PrintableString), CSV cells and file names.
 """
 
 from __future__ import annotations
@@ -50,15 +53,16 @@ def normalize_mac(s: object) -> str:
     return re.sub(r"[:.\-]", "", s).upper()
 
 
-_SERIAL = re.compile(r"[\x21-\x7e]{1,64}")
+SERIAL_PATTERN = "^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"  # also in fixtures/schemas/device-import.schema.json
+_SERIAL = re.compile(SERIAL_PATTERN.strip("^$"))
 
 
 def validate_serial(s: object) -> str:
-    """DEV-1: a device serial number is 1-64 visible ASCII characters without spaces."""
+    """DEV-1: a device serial number is 1-64 ASCII letters, digits and '-', not starting with '-'."""
     if not isinstance(s, str) or not _SERIAL.fullmatch(s):
         raise invalid(
             "invalid-serial",
-            "A serial number is 1 to 64 visible ASCII characters without spaces.",
+            "A serial number is 1 to 64 ASCII letters, digits and '-', starting with a letter or digit.",
             value=s,
         )
     return s

@@ -35,6 +35,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from server.domain.devices import ORDER_FIELDS
 from server.domain.errors import DomainError
 from server.domain.identity import normalize_mac
+from server.domain.inputs import storable
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -102,6 +103,13 @@ class RowError:
     reason: str
     detail: str
     value: str | None = None
+
+    def __post_init__(self) -> None:
+        # What a row error quotes from the file is stored with the job: no NUL, no lone surrogate.
+        for name in ("file", "field", "detail", "value"):
+            text = getattr(self, name)
+            if isinstance(text, str):
+                object.__setattr__(self, name, storable(text))
 
     def to_json(self) -> dict[str, Any]:
         return {

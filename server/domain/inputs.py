@@ -123,6 +123,13 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def storable(value: str) -> str:
+    """`value` with lone surrogates and NUL written as escapes, so a refusal can quote it safely."""
+    if text_problem(value) is None:
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def check_text(value: str, path: tuple[str | int, ...] | str = ()) -> str:
     problem = text_problem(value)
     if problem is None:
@@ -133,8 +140,7 @@ def check_text(value: str, path: tuple[str | int, ...] | str = ()) -> str:
 
 
 def _printable(part: str | int) -> str:
-    text = str(part)
-    return text if text_problem(text) is None else text.encode("utf-8", "backslashreplace").decode()
+    return storable(str(part))
 
 
 # --- schemas ---------------------------------------------------------------------------------------

@@ -176,12 +176,16 @@ def test_protocol1_version_str_parse_round_trip(v: Version) -> None:
     assert str(again) == str(v)
 
 
-@pytest.mark.parametrize("serial", ["21WZ51234567", "A", "x" * 64, "18WZ504009XT", "SN-01/02"])
+@pytest.mark.parametrize("serial", ["21WZ51234567", "A", "x" * 64, "18WZ504009XT", "SN-01-02", "sim1b000001"])
 def test_dev1_serial_accepted_unchanged(serial: str) -> None:
     assert validate_serial(serial) == serial
 
 
-@pytest.mark.parametrize("serial", ["", " ", "21WZ 5123", "x" * 65, "Séria1", "abc\t", None, 1234])
+@pytest.mark.parametrize(
+    "serial",
+    ["", " ", "21WZ 5123", "x" * 65, "Séria1", "abc\t", None, 1234, "SN-01/02", "@#aa!ac@bc", "-21WZ", "a_b", "a.b",
+     "٣٣", "a%2F", "a?b", "a#b"],
+)
 def test_dev1_serial_refused(serial: object) -> None:
     with pytest.raises(DomainError) as caught:
         validate_serial(serial)
