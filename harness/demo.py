@@ -17,7 +17,7 @@ import aiohttp
 from rich.console import Console
 
 import fixtures
-from server.runner import ServeConfig, start
+from server.runner import SIMULATION_GUESSING, ServeConfig, start
 
 ADMIN_PASSWORD = "Demo-Platform-Pw-1"  # noqa: S105 - a throwaway lab password for the embedded server
 
@@ -77,7 +77,7 @@ class Session:
 async def run_demo(console: Console | None = None, data_dir: Path | None = None) -> list[Step]:
     console = console or Console()
     with tempfile.TemporaryDirectory(prefix="enrollab-demo-") as tmp:
-        cfg = ServeConfig(data_dir=data_dir or Path(tmp) / "data", admin_port=0)
+        cfg = ServeConfig(data_dir=data_dir or Path(tmp) / "data", admin_port=0, guessing=SIMULATION_GUESSING)
         running = await start(cfg, admin_password=ADMIN_PASSWORD)
         console.print(f"[bold]enrollab demo[/] — embedded server at {running.admin_url} (SQLite in {cfg.data_dir})\n")
         try:

@@ -67,11 +67,12 @@ async def fleet_target(choice: ServerChoice) -> AsyncIterator[FleetTarget]:
     """The server (embedded or given) and the harness's file server, for one fleet run."""
     async with FileServer(provisioning_files(), cert_mode="public", hostnames=(FILES_HOST,)) as files:
         if choice.url is None:
-            from server.runner import ServeConfig, start
+            from server.runner import SIMULATION_GUESSING, ServeConfig, start
 
             with tempfile.TemporaryDirectory(prefix="enrollab-fleet-") as tmp:
                 data = Path(tmp) / "data"
-                running = await start(ServeConfig(data_dir=data, admin_port=0), admin_password=EMBEDDED_PASSWORD)
+                running = await start(ServeConfig(data_dir=data, admin_port=0, guessing=SIMULATION_GUESSING),
+                                      admin_password=EMBEDDED_PASSWORD)
                 try:
                     yield _target(running.admin_url, "admin", EMBEDDED_PASSWORD, _pki_files(data), files)
                 finally:

@@ -198,9 +198,9 @@ def _pki_of(data: Path) -> tuple[bytes, bytes, bytes]:
 async def _start_embedded(data: Path, *, device_at: tuple[str, int, str] | None = None) -> tuple[EnrollmentServer, Any]:
     """The embedded server; with `device_at` (address, port, netns) its device listener serves on
     that lab address inside the lab's namespace (the admin API stays on 127.0.0.1 here)."""
-    from server.runner import ServeConfig, start
+    from server.runner import SIMULATION_GUESSING, ServeConfig, start
 
-    config = ServeConfig(data_dir=data, admin_port=0)
+    config = ServeConfig(data_dir=data, admin_port=0, guessing=SIMULATION_GUESSING)
     if device_at is not None:
         from harness.listen import listening_socket
 

@@ -41,7 +41,12 @@ from server.api.app import create_admin_app
 from server.api.jobs import recovery_sweep
 from server.bootstrap import Opened, open_server
 from server.domain.errors import DomainError
+from server.domain.throttle import Budget, GuessGate, GuessingPolicy
 from server.pki.store import DEFAULT_SERVER_NAMES
+
+# What the harness's embedded servers use: a simulated fleet's phones all come from one address
+# and type wrong codes on purpose, so the per-address and global budgets are as wide as they go.
+SIMULATION_GUESSING = GuessingPolicy(Budget(100_000, 1), Budget(100_000, 1))
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,9 @@ class ServeConfig:
     hostnames: Sequence[str] | None = None  # server certificate SAN extras; None keeps the current
     trust_reload_seconds: float = 300.0
     device_socket: socket.socket | None = None  # listen on this socket instead of host:device_port
+    # Enrollment-code guessing budgets until the platform stores its own (PUT /settings/guessing);
+    # None: `GuessingPolicy()`'s defaults. A simulated fleet comes from one address: see SIMULATION_GUESSING.
+    guessing: GuessingPolicy | None = None
 
     @property
     def effective_device_port(self) -> int:
@@ -132,6 +140,7 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
         config.data_dir, config.db_url, name=config.name, hostnames=config.hostnames, **open_kwargs
     )
     ctx = opened.ctx
+    ctx.guessing = GuessGate(config.guessing)
     app = create_admin_app(ctx)
     # DEV-10: fail jobs a stopped server left IN PROGRESS, now and every minute while serving.
     app.cleanup_ctx.append(recovery_sweep(ctx))

@@ -16,12 +16,26 @@ from server.api.routing import Api, Req
 from server.domain.errors import not_found
 from server.domain.firmware import Catalog
 from server.domain.lockout import LockoutPolicy
+from server.domain.throttle import GuessingPolicy
 from server.store import platform_cache
 from server.store.models import DeviceFamily, Setting
 
 api = Api()
 
 LOCKOUT_KEY = "lockout"
+GUESSING_KEY = "guessing"
+_BUDGET = {
+    "type": "object",
+    "required": ["failures", "minutes"],
+    "additionalProperties": False,
+    "properties": {"failures": {"type": "integer"}, "minutes": {"type": "integer"}},  # ranges: throttle.Budget
+}
+GUESSING = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {"per_address": _BUDGET, "global": _BUDGET},
+}
 _VERSION = {"type": "string", "minLength": 1, "maxLength": 64}
 
 LOCKOUT = {
@@ -62,6 +76,13 @@ async def lockout_policy(session: AsyncSession) -> LockoutPolicy:
     if row is None or not isinstance(row.value, dict):
         return LockoutPolicy()
     return LockoutPolicy(**{k: row.value[k] for k in ("attempts", "minutes") if k in row.value})
+
+
+async def guessing_policy(session: AsyncSession) -> GuessingPolicy | None:
+    """Enrollment-code guessing budgets as stored; None until the platform stored some (the
+    server's own default applies then: `ServeConfig.guessing`)."""
+    row = await session.get(Setting, GUESSING_KEY)
+    return GuessingPolicy.from_json(row.value) if row is not None else None
 
 
 def _policy_json(policy: LockoutPolicy) -> dict[str, Any]:
@@ -164,3 +185,39 @@ async def put_family(req: Req) -> Any:
         changed = ", ".join(filter(None, [changed, f"{len(req.body['releases'])} releases"]))
     req.audit_message = f"device family {row.model}: {changed or 'notes'}"
     return _family_json(row)
+
+
+@api.route(
+    "GET",
+    "/settings/guessing",
+    summary="Enrollment-code guessing budgets (per client address and global) and this process's figures",
+    action="settings.read",
+    process="SETTINGS",
+    tag="settings",
+)
+async def get_guessing(req: Req) -> Any:
+    gate = req.ctx.guessing
+    policy = await guessing_policy(req.session) or gate.default
+    return {**policy.to_json(), "figures": gate.figures(req.ctx.clock())}
+
+
+@api.route(
+    "PUT",
+    "/settings/guessing",
+    summary="Change the enrollment-code guessing budgets (platform only)",
+    action="settings.write",
+    process="SETTINGS",
+    body=GUESSING,
+    tag="settings",
+)
+async def put_guessing(req: Req) -> Any:
+    req.after_commit.append(_invalidate)
+    current = await guessing_policy(req.session) or req.ctx.guessing.default
+    policy = GuessingPolicy.from_json({**current.to_json(), **req.body})  # validates (throttle.Budget ranges)
+    row = await req.session.get(Setting, GUESSING_KEY)
+    if row is None:
+        req.session.add(Setting(key=GUESSING_KEY, value=policy.to_json()))
+    else:
+        row.value = policy.to_json()
+    req.audit_message = f"guessing budgets: {current.to_json()} -> {policy.to_json()}"
+    return policy.to_json()

@@ -18,6 +18,10 @@ Decisions:
   (or on a PostgreSQL deadlock/serialization failure, retried the same way) the answer is 503
   `busy` with `Retry-After: 1`; nothing was written.
 - 423 `locked` carries `Retry-After` with the same seconds as `retry_after`.
+- Guessing budgets (issue 13, `server.domain.throttle`): a request carrying a code from an
+  address (or, globally, from everyone) whose wrong codes spent the budget is answered 429
+  `too-many-attempts` with `Retry-After` before anything is looked up, audited as FAIL; every
+  `code_invalid` answer spends one. Requests without a code (zero-touch) are never held back.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from jsonschema.exceptions import best_match
 from sqlalchemy.exc import DBAPIError
 
 from fixtures.features import FeatureMatrix
-from server.api.platform import lockout_policy
+from server.api.platform import guessing_policy, lockout_policy
 from server.device.request import (
     Peer,
     client_host,
@@ -146,7 +150,24 @@ async def enroll(request: web.Request) -> web.Response:
     )
     certificate = CertificateFacts(cn=peer.cn or "", thumbprint=peer.thumbprint, subject=peer.subject,
                                    manufacturer=peer.manufacturer)
+    ctx = device_ctx(request)
+    gate = ctx.guessing
+    if facts_request.code:
+        gate.apply(await platform_cache.cached("guessing", ctx.store, guessing_policy))
+        refused = gate.check(host, ctx.clock())
+        if refused is not None:
+            wait, which = refused
+            await _audit_refusal(request, peer, host, "too-many-attempts",
+                                 f"{which} enrollment-code failure budget spent; retry in {wait} s")
+            return error_response(
+                "too-many-attempts",
+                f"Too many wrong enrollment codes ({which}); try again in {wait} seconds.",
+                429,
+                **{"Retry-After": str(wait)},
+            )
     decision = await decide_and_apply(request, facts_request, certificate)
+    if decision is not None and decision.result == "code_invalid":
+        gate.failed(host, ctx.clock())
     if decision is None:
         return error_response(
             "busy", "The enrollment could not be completed now; try again.", 503, **{"Retry-After": "1"}
@@ -202,13 +223,18 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 async def _audit_bad_body(request: web.Request, peer: Peer, host: str | None, bad: BadBody) -> None:
     """ENR-5: a refused body is an enrollment attempt too."""
+    await _audit_refusal(request, peer, host, bad.error, bad.detail)
+
+
+async def _audit_refusal(request: web.Request, peer: Peer, host: str | None, error: str, detail: str) -> None:
+    """ENR-5: an attempt refused before any decision (bad body, guessing budget), audited as FAIL."""
     ctx = device_ctx(request)
     audit = audit_values(
         at=ctx.clock(),
         process="ENROLLMENT",
         action="enroll",
         status="FAIL",
-        message=f"{peer.cn or '(no CN)'} [{peer.subject}] {bad.error} ({bad.error}): {bad.detail}",
+        message=f"{peer.cn or '(no CN)'} [{peer.subject}] {error} ({error}): {detail}",
         client_host=host,
     )
     await log_attempt(ctx, audit)

@@ -54,6 +54,7 @@ class Phone:
     firmware: str
     factory: FactoryCertificate
     _ssl: ssl.SSLContext | None = None
+    source: str | None = None  # the loopback address it connects from (127.0.0.2, …), None: the default
 
     @classmethod
     def make(
@@ -82,7 +83,8 @@ class Phone:
         """One request on its own TLS connection (a phone does not share its session)."""
         url = path if path.startswith("https://") else self.server.device_url + path
         async with (
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ssl, force_close=True)) as session,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                ssl=self.ssl, force_close=True, local_addr=(self.source, 0) if self.source else None)) as session,
             session.request(method, url, json=json_body, data=data, headers=headers) as resp,
         ):
             raw = await resp.read()
