@@ -2,7 +2,8 @@
 answer, retries, and the enrollment codes the user types (ENR-3).
 
 - Enrollment is retried after connection failures (not after TLS refusals) `len(RETRY_DELAYS)`
-  times, waiting on the phone's clock; a 503 answer after its Retry-After, up to `BUSY_RETRIES`.
+  times, waiting on the phone's clock; a 503 (busy) or 429 (a guessing budget spent) answer after
+  its Retry-After, up to `BUSY_RETRIES` [inf: what a J100 does with a 429 is not documented].
 - The firmware the phone reports is the one it runs, unless the non-conforming fault knob
   `report_firmware` says otherwise.
 - Codes never appear in events (only their kind or length).
@@ -95,10 +96,10 @@ class EnrollStage(RunCore):
                 return self.finish(OutcomeResult.UNREACHABLE, exc.reason, error=exc.detail)
             answer = parse_answer(reply.status, reply.body)
             self.record("enroll-answer", **answer.summary())
-            if reply.status == 503 and answer.result is None and busy < BUSY_RETRIES:
+            if reply.status in (429, 503) and answer.result is None and busy < BUSY_RETRIES:
                 busy += 1
                 delay = _retry_after(reply.headers.get("Retry-After"))
-                self.record("retry", attempt=busy, after=delay, reason="busy")
+                self.record("retry", attempt=busy, after=delay, reason="busy" if reply.status == 503 else "throttled")
                 await self.clock.sleep(delay)
                 continue
             return answer

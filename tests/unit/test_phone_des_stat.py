@@ -320,3 +320,17 @@ async def test_vantage_des_stat_3_without_a_network_server_runs_des() -> None:
     assert event(k175, "prompt-skipped")["reason"] == "des-forced" and outcome.result == "unreachable"
     assert source(k175) == {"source": "none", "url": None,
                             "why": "the run ended (unreachable: connection-refused) without a provisioning server"}
+
+
+async def test_a_throttled_phone_waits_its_retry_after_and_asks_again(des: ScriptedDES) -> None:
+    """A 429 (a guessing budget spent, issue 13) is retried after Retry-After, as a 503 is."""
+    j179 = phone(J_NEW, prompt="yes", enrollment=des.url, roots=(des.ca_pem,))
+    des.script(j179.mac, (429, {"error": "too-many-attempts", "detail": "wait"}),
+               redirect("https://files.enrollab.test:9/J179/"))
+
+    outcome = await j179.boot()
+    await j179.env.close()
+
+    retries = [e.detail for e in j179.events if e.name == "retry"]
+    assert retries == [{"attempt": 1, "after": 1.0, "reason": "throttled"}]
+    assert len(des.enrollments(j179.mac)) == 2 and outcome.source == "des"
