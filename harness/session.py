@@ -15,6 +15,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -37,6 +38,8 @@ FILES_HOST = "files.enrollab.test"
 LAB_DEVICE_PORT = 8443  # the device listener on the lab address (network_path = "namespaces")
 EMBEDDED_PASSWORD = "Conformance-Embedded-Pw-1"  # noqa: S105 - a throwaway server in a temporary directory
 START_TIMEOUT = 120.0
+# The budget a run sets on a remote server for its duration (EnrollmentServer.relax_guessing).
+RUN_GUESSING = {"failures": 100_000, "minutes": 1}
 
 
 class LoopThread:
@@ -102,6 +105,9 @@ class EnrollmentServer:
     data_dir: Path | None = None
     # MAC -> the administrator holding the device since the harness arranged it (harness.arrangement).
     holders: dict[str, Holder] = field(default_factory=dict)
+    # The server's enrollment-code guessing budgets before the run relaxed them (`relax_guessing`),
+    # put back when the session closes; None when nothing was changed.
+    guessing_before: dict[str, Any] | None = None
     _stop: Any = field(default=None, repr=False)
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -138,13 +144,40 @@ class EnrollmentServer:
         return ManufacturerCA(self.manufacturer_key_pem, self.manufacturer_cert_pem)
 
     def provenance(self) -> dict[str, Any]:
-        return {
+        about = {
             "url": self.admin_url,
             "name": self.name,
             "version": self.version,
             "embedded": self.embedded,
             "device_url": self.device_url,
         }
+        if self.guessing_before is not None:
+            about["guessing_relaxed_from"] = self.guessing_before
+        return about
+
+    async def relax_guessing(self) -> None:
+        """A run's probe devices all come from the harness's address and type many wrong codes on
+        purpose (LCK, EC tests): a server's per-address guessing budget would answer them 429
+        part-way through. Where the server has the reference server's `/settings/guessing`, the
+        budgets are raised for the run and `restore_guessing` puts the old ones back (the
+        report's provenance says so); a server without it is left alone."""
+        async with self.admin() as admin:
+            try:
+                current = await admin.call("GET", "/settings/guessing")
+            except AdminError:
+                return
+            before = {k: current[k] for k in ("per_address", "global") if isinstance(current.get(k), dict)}
+            if all(b.get("failures", 0) >= RUN_GUESSING["failures"] for b in before.values()):
+                return
+            await admin.call("PUT", "/settings/guessing", {k: dict(RUN_GUESSING) for k in before})
+            self.guessing_before = before
+
+    async def restore_guessing(self) -> None:
+        if self.guessing_before is None:
+            return
+        async with self.admin() as admin:
+            await admin.call("PUT", "/settings/guessing", self.guessing_before)
+        self.guessing_before = None
 
 
 async def _login(client: AdminClient, login: str, password: str, url: str) -> AdminClient:
@@ -268,6 +301,7 @@ async def _connect_remote(spec: ServerSpec) -> EnrollmentServer:
     server.version = str(info.get("version", ""))
     async with server.admin():  # the credentials work, or every test says why not
         pass
+    await server.relax_guessing()
     return server
 
 
@@ -419,6 +453,12 @@ class ConformanceSession:
     def close(self) -> None:
         loop, self._loop = self._loop, None
         if loop is not None:
+            if self._server is not None and self._server.guessing_before is not None:
+                try:
+                    loop.run(self._server.restore_guessing(), timeout=30)
+                except Exception as exc:  # the run's results stand; say what is left changed
+                    print(f"enrollab: could not restore the guessing budgets of {self._server.admin_url} "
+                          f"({exc}); they were {self._server.guessing_before}", file=sys.stderr)
             if self._running is not None:
                 with contextlib.suppress(Exception):
                     loop.run(self._running.stop(), timeout=30)

@@ -53,9 +53,9 @@ async def test_compiled_reads_give_what_sqlalchemy_gives(server: Running, admin:
         await locked.enroll(code="00000000" if code != "00000000" else "11111111")
 
     reads: list[tuple[CompiledSelect, dict[str, Any]]] = [
-        (store_enrollment.DEVICE_FACTS_READ, {"mac": ready.mac}),
-        (store_enrollment.DEVICE_FACTS_READ, {"mac": locked.mac}),
-        (store_enrollment.DEVICE_FACTS_READ, {"mac": unknown.mac}),
+        (store_enrollment.DEVICE_FACTS_READ, {"mac": ready.mac, "thumbprint": "ab" * 32}),
+        (store_enrollment.DEVICE_FACTS_READ, {"mac": locked.mac, "thumbprint": None}),
+        (store_enrollment.DEVICE_FACTS_READ, {"mac": unknown.mac, "thumbprint": "cd" * 32}),
         (store_enrollment.NEC_FACTS_READ, {"code": code, "model": "J179"}),
         (store_enrollment.NEC_FACTS_READ, {"code": "999999999999", "model": "J179"}),
         (store_enrollment.PEC_FACTS_READ, {"account": cust.id, "pin": "0042", "model": "J179"}),
@@ -188,7 +188,7 @@ async def test_the_platform_cache_reads_once_for_all_who_wait(server: Running) -
 
 
 def _one_device_plan(mac: str) -> ReadPlan[Any]:
-    row = yield store_enrollment.DEVICE_FACTS_READ, {"mac": mac}
+    row = yield store_enrollment.DEVICE_FACTS_READ, {"mac": mac, "thumbprint": None}
     return row
 
 

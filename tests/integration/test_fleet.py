@@ -13,17 +13,29 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from harness.fileserver import FileServer
 from harness.fleet_run import FILES_HOST, _pki_files, _target, provisioning_files, summary_table
-from server.runner import Running
+from server.runner import SIMULATION_GUESSING, Running, ServeConfig, start
 from simulators.capabilities import Capabilities
 from simulators.fleet import FleetSpec, run_fleet
 from simulators.mix import boundary_mix, parse_mix
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, FakeClock
 
 EQUAL = {"zero-touch": 1, "nec": 1, "pec": 1, "wrong-code": 1}
+
+
+@pytest.fixture
+async def server(tmp_path, db_url: str, clock: FakeClock):  # type: ignore[no-untyped-def]
+    """A fleet comes from one loopback address: its wrong-code phones would spend the
+    per-address guessing budget of a production server, so the server is configured as the
+    harness's embedded servers are (SIMULATION_GUESSING)."""
+    cfg = ServeConfig(data_dir=tmp_path / "data", db_url=db_url, admin_port=0, guessing=SIMULATION_GUESSING)
+    running = await start(cfg, admin_password=ADMIN_PASSWORD, clock=clock)
+    yield running
+    await running.stop()
 
 
 async def fleet(server: Running, spec: FleetSpec, out: io.StringIO | None = None, before_boot=None):  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 PASSWORD = "Broken-Server-Pw-1"
@@ -77,6 +78,7 @@ def test_the_server_suite_fails_the_rules_a_broken_server_breaks(tmp_path: Path)
             env=env,
             timeout=600,
         )
+        budgets = _guessing_of(url)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -89,3 +91,21 @@ def test_the_server_suite_fails_the_rules_a_broken_server_breaks(tmp_path: Path)
     }, failed
     assert doc["summary"]["error"] == 0
     assert doc["rules"]["ENR-4"]["fail"] == 1 and doc["rules"]["EC-3"]["fail"] == 0
+    # The run raised the server's guessing budgets for its wrong-code probes, said so, and put them back.
+    default = {"per_address": {"failures": 30, "minutes": 10}, "global": {"failures": 1000, "minutes": 10}}
+    assert doc["provenance"]["server"]["guessing_relaxed_from"] == default
+    assert budgets == default
+
+
+def _guessing_of(url: str) -> dict[str, object]:
+    def call(method: str, path: str, body: object = None, token: str = "") -> dict[str, object]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        assert url.startswith("http://127.0.0.1:")
+        request = urllib.request.Request(url + "/api/v1" + path, data=data, headers=headers, method=method)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            return json.loads(answer.read())
+
+    token = str(call("POST", "/auth/login", {"login": "admin", "password": PASSWORD})["token"])
+    answer = call("GET", "/settings/guessing", token=token)
+    return {k: answer[k] for k in ("per_address", "global")}
