@@ -164,9 +164,13 @@ class EnrollmentServer:
         async with self.admin() as admin:
             try:
                 current = await admin.call("GET", "/settings/guessing")
-            except AdminError:
+            except (AdminError, aiohttp.ClientError):  # not the reference server's API: left alone
+                return
+            if not isinstance(current, dict):
                 return
             before = {k: current[k] for k in ("per_address", "global") if isinstance(current.get(k), dict)}
+            if not before:
+                return
             if all(b.get("failures", 0) >= RUN_GUESSING["failures"] for b in before.values()):
                 return
             await admin.call("PUT", "/settings/guessing", {k: dict(RUN_GUESSING) for k in before})

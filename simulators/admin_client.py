@@ -7,6 +7,7 @@ contract: JSON under `/api/v1`, bearer tokens, errors as `{"error", "detail"}`.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from typing import Any
 
@@ -56,7 +57,13 @@ class AdminClient:
         async with self.http.request(
             method, self.base + path, json=body if data is None else None, data=data, params=params, headers=headers
         ) as resp:
-            answer = await resp.json(content_type=None) if resp.content_length != 0 else None
+            raw = await resp.read()
+            try:
+                answer = json.loads(raw) if raw else None
+            except ValueError:  # a server (or a proxy) answering text: keep it for the error
+                answer = raw[:300].decode("utf-8", "replace")
+                if resp.status < 400:
+                    raise AdminError(method, path, resp.status, "not-json", answer) from None
             if resp.status >= 400:
                 error = answer.get("error", "http-error") if isinstance(answer, dict) else "http-error"
                 detail = answer.get("detail", "") if isinstance(answer, dict) else str(answer)
