@@ -46,7 +46,9 @@ from server.device.request import (
     firmware_images,
     peer_of,
 )
-from server.domain.enrollment import CertificateFacts, Decision, RequestFacts, decide_enrollment
+from server.domain.enrollment.decide import decide_enrollment
+from server.domain.enrollment.decision import Decision
+from server.domain.enrollment.facts import CertificateFacts, RequestFacts
 from server.domain.errors import DomainError
 from server.domain.identity import normalize_mac
 from server.store import platform_cache

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from fixtures.features import FeatureMatrix
 from server.device.request import client_host, device_ctx, domain_error_response, error_response, peer_of
-from server.domain.enrollment import IDENTITY_CERTIFICATES
+from server.domain.enrollment.features import IDENTITY_CERTIFICATES
 from server.domain.errors import DomainError
 from server.pki import est
 from server.store.audit import write_audit

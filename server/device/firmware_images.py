@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Callable
 from urllib.parse import quote
 
-from server.domain.enrollment import FirmwareImage
+from server.domain.enrollment.facts import FirmwareImage
 from server.domain.errors import DomainError
 from server.domain.firmware import Catalog
 from server.domain.identity import parse_version

@@ -1,8 +1,8 @@
 """The store's side of a device's enrollment (PROTOCOL §2): the facts `decide_enrollment` needs,
 and writing its `Decision` (ENR-5, EC-3, EC-7, LCK-2, LCK-3).
 
-`server.domain.enrollment` decides; this module looks things up and writes. The caller runs
-`load_facts` (a read snapshot) -> `decide_enrollment` -> `apply_decision` and, when
+`server.domain.enrollment.decide` decides; this module looks things up and writes. The caller
+runs `load_facts` (a read snapshot) -> `decide_enrollment` -> `apply_decision` and, when
 `apply_decision` raises `LostRace`, does it all again with fresh facts.
 
 Decisions:
@@ -67,15 +67,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.context import ServerContext
 from server.domain.codes import Expiry, ExpiryUnit, NecState, classify_code, split_pec
 from server.domain.devices import DeviceState, zero_touch_ready
-from server.domain.enrollment import (
+from server.domain.enrollment.decision import CodeConsumption, Decision, DeviceUpdates
+from server.domain.enrollment.facts import (
     AccountFacts,
     Capabilities,
     CertificateFacts,
-    CodeConsumption,
     CodeMatch,
-    Decision,
     DeviceRecord,
-    DeviceUpdates,
     EnrollmentFacts,
     FirmwareImages,
     RequestFacts,

@@ -15,7 +15,8 @@ from sqlalchemy.exc import DBAPIError
 
 from fixtures.features import FeatureMatrix
 from server.device.request import Peer
-from server.domain.enrollment import CertificateFacts, RequestFacts, decide_enrollment
+from server.domain.enrollment.decide import decide_enrollment
+from server.domain.enrollment.facts import CertificateFacts, RequestFacts
 from server.domain.firmware import Catalog
 from server.domain.lockout import LockoutPolicy
 from server.runner import Running

@@ -20,21 +20,18 @@ from hypothesis import strategies as st
 
 from fixtures.features import FeatureMatrix
 from server.domain.codes import Expiry, ExpiryUnit, NecState
-from server.domain.enrollment import (
+from server.domain.enrollment.decide import decide_enrollment
+from server.domain.enrollment.decision import Claim, CodeConsumption, Decision, LockUpdate
+from server.domain.enrollment.facts import (
     AccountFacts,
     Capabilities,
     CertificateFacts,
-    Claim,
-    CodeConsumption,
     CodeMatch,
-    Decision,
     DeviceRecord,
     EnrollmentFacts,
     FirmwareImage,
-    LockUpdate,
     RequestFacts,
     SiteFacts,
-    decide_enrollment,
 )
 from server.domain.firmware import Catalog
 from server.domain.lockout import LockoutPolicy
