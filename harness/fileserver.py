@@ -17,6 +17,11 @@ Certificate modes (`cert_mode`), generated with `cryptography` at start:
   exact name: what PRF-6 warns about.
 - `expired`: the private CA's certificate for the names, expired yesterday.
 
+The names a certificate carries can be chosen besides its mode (PRF-6 and the device suite's
+server-name tests): `cert_names` the DNS SANs (instead of the host names, or the mode's wildcard;
+() for none), `cert_addresses` the IP SANs (instead of 127.0.0.1 and `host`; () for none); the CN is the
+first DNS name, else the first address.
+
 On a lab network: `host` is the lab address it listens on, `netns` the lab's namespace (its
 sockets are made there), `ports` = (http, https) fixes the ports (80, 443: a server named by
 an address only, as DHCP siaddr or an LLDP TLV name it, is reached on the default ports).
@@ -77,6 +82,18 @@ class ServerCertificates:
     cert_pem: bytes
     key_pem: bytes
 
+    def _san(self) -> x509.SubjectAlternativeName:
+        cert = x509.load_pem_x509_certificate(self.cert_pem)
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+
+    def dns_names(self) -> list[str]:
+        """The server certificate's DNS SANs."""
+        return list(self._san().get_values_for_type(x509.DNSName))
+
+    def ip_names(self) -> list[str]:
+        """The server certificate's IP-address SANs, as text."""
+        return [str(a) for a in self._san().get_values_for_type(x509.IPAddress)]
+
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     pkcs8 = serialization.PrivateFormat.PKCS8
@@ -88,9 +105,14 @@ def _ca(common_name: str, organization: str, now: datetime) -> tuple[ec.Elliptic
 
 
 def make_certificates(
-    mode: CertMode, hostnames: tuple[str, ...] = DEFAULT_HOSTNAMES, addresses: tuple[str, ...] = ("127.0.0.1",)
+    mode: CertMode,
+    hostnames: tuple[str, ...] = DEFAULT_HOSTNAMES,
+    addresses: tuple[str, ...] = ("127.0.0.1",),
+    *,
+    dns_names: tuple[str, ...] | None = None,
 ) -> ServerCertificates:
-    """A CA and a server certificate for `mode` (module docstring), with IP SANs `addresses`."""
+    """A CA and a server certificate for `mode` (module docstring), with IP SANs `addresses`;
+    `dns_names` replaces the DNS SANs the mode gives (`hostnames`, or its wildcard)."""
     if mode not in CERT_MODES:
         raise ValueError(f"cert_mode is one of {', '.join(CERT_MODES)}, not {mode!r}")
     now = datetime.now(UTC)
@@ -102,15 +124,20 @@ def make_certificates(
     if mode == "wildcard":
         domain = names[0].split(".", 1)[1] if "." in names[0] else names[0]
         names = [f"*.{domain}"]
+    if dns_names is not None:
+        names = list(dns_names)
     start, end = now - timedelta(minutes=5), now + timedelta(days=397)
     if mode == "expired":
         start, end = now - timedelta(days=30), now - timedelta(days=1)
     key = ec.generate_private_key(ec.SECP256R1())
     san: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
     san.extend(x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(addresses))
+    if not san:
+        raise ValueError("a server certificate needs a DNS or an IP-address name")
+    common_name = names[0] if names else addresses[0]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -145,6 +172,8 @@ class FileServer:
         clock: Callable[[], float] = time.time,
         netns: str | None = None,
         ports: tuple[int, int] | None = None,
+        cert_names: tuple[str, ...] | None = None,
+        cert_addresses: tuple[str, ...] | None = None,
     ) -> None:
         self.root: Path | None = None
         self.files: dict[str, bytes] = {}
@@ -161,7 +190,8 @@ class FileServer:
         self.clock = clock
         self.netns = netns
         self.fixed_ports = ports
-        self.certificates = make_certificates(cert_mode, hostnames, ("127.0.0.1", host))
+        addresses = ("127.0.0.1", host) if cert_addresses is None else cert_addresses
+        self.certificates = make_certificates(cert_mode, hostnames, addresses, dns_names=cert_names)
         self.requests: list[RequestRecord] = []
         self.http_port = 0
         self.https_port = 0

@@ -177,6 +177,8 @@ class Faults:
     Non-conforming behaviours (a phone that breaks the rules, for server-side and report tests):
     - `ignore_group`: keeps GROUP 0 whatever the enrollment sent.
     - `ignore_http_refusal`: fetches an HTTP URL although its firmware lacks "HTTP provisioning URL".
+    - `accept_wildcards`: accepts a wildcard server certificate although its firmware refuses them
+      (quirk `refuses-wildcard-certificates`, or BLOCK_CERTIFICATE_WILDCARDS 1).
     - `report_firmware`: tells the enrollment server this version instead of the one it runs.
     """
 
@@ -185,6 +187,7 @@ class Faults:
     corrupt_firmware: bool = False
     ignore_group: bool = False
     ignore_http_refusal: bool = False
+    accept_wildcards: bool = False
     report_firmware: str | None = None
 
 

@@ -133,8 +133,10 @@ class RunCore:
 
     def policy(self) -> HandshakePolicy:
         """The phone's own checks on a server certificate (`simulators.tls`): the wildcard quirk
-        (or BLOCK_CERTIFICATE_WILDCARDS 1 from its settings) and its clock skew."""
+        (or BLOCK_CERTIFICATE_WILDCARDS 1 from its settings), unless the non-conforming knob
+        `accept_wildcards` drops it, and its clock skew."""
         refuse = self.caps.has_quirk(self.model.name, self.firmware, REFUSES_WILDCARDS) or self.memory.block_wildcards
+        refuse = refuse and not self.faults.accept_wildcards
         return HandshakePolicy(refuse, self.faults.clock_skew)
 
     def factory_context(self) -> OwnCertificate:

@@ -104,7 +104,10 @@ def test_a_bad_firmware_names_line_and_field(tmp_path: Path) -> None:
 
 
 ALLOWED_SIMULATED = "driver, model, firmware, mac, serial, name, count, faults"
-ALLOWED_FAULTS = "clock_skew, drop_connection, corrupt_firmware, ignore_group, ignore_http_refusal, report_firmware"
+ALLOWED_FAULTS = (
+    "clock_skew, drop_connection, corrupt_firmware, ignore_group, ignore_http_refusal, accept_wildcards, "
+    "report_firmware"
+)
 
 
 @pytest.mark.parametrize(
