@@ -24,12 +24,14 @@
     ignore_group = true
 
     [[devices]]
-    driver = "physical"            # accepted; the driver comes in a later issue
+    driver = "physical"            # a phone on the bench (harness.physical)
     model = "K175"
     firmware = "3.1"
     mac = "A4:25:1B:0C:3D:5E"
     ip = "10.0.40.21"
     reboot = "sip-notify"          # sip-notify | poe | manual (an operator prompt)
+    sip = {port = 5060}            # optional: where NOTIFY check-sync goes (enrollab lab reboot)
+    # reboot = "poe" needs: poe = {switch = "10.0.40.2", port = 12, community_env = "POE_COMMUNITY"}
 
     [network]                      # the lab network: harness.lab_network.spec documents it
     interface = "eth1"
@@ -388,6 +390,10 @@ class _Checker:
                 except ValueError:
                     self.problem([*where, "ip"], f"{ip!r} is not an IP address", ip)
                     ok = False
+            if entry.get("reboot") == "poe" and "poe" not in entry:
+                self.problem([*where, "reboot"], 'reboot = "poe" needs a poe table: poe = {switch = "10.0.40.2", '
+                             'port = 12, community_env = "POE_COMMUNITY"}', "poe")
+                ok = False
             faults = _table(entry.get("faults"))
             reported = faults.get("report_firmware")
             if isinstance(reported, str):

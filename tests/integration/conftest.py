@@ -30,3 +30,17 @@ async def api(server: Running) -> AsyncIterator[ApiClient]:
 async def admin(api: ApiClient) -> ApiClient:
     """The platform administrator, logged in."""
     return await api.as_user("admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def bench():  # type: ignore[no-untyped-def]
+    """A lab in a box for physical-phone tests: the harness on the bridge (the lab namespace) and
+    one phone host at .20 of the lab subnet; yields (lab, phone host, phone address)."""
+    from harness.lab_network.netns import run_ip
+    from tests.lab_tiers import lab_topology
+
+    with lab_topology("enrollab-p") as lab:
+        phone = lab.add_host("phone", "A4251B00E001")
+        ip = str(lab.subnet.network_address + 20)
+        run_ip("addr", "add", f"{ip}/{lab.subnet.prefixlen}", "dev", "eth0", netns=phone.netns)
+        yield lab, phone, ip
