@@ -16,7 +16,9 @@ Decisions:
   the scope answers `not-found`, exactly like a missing one. Claiming looks devices up
   globally: an unclaimed device belongs to no subtree yet.
 - Labels in a search (`label` field) and in answers are those of accounts in the actor's subtree.
-- Activating a device also lifts a code lockout (LCK-2).
+- Activating a device also lifts a code lockout (LCK-2). `POST /devices/unlock` lifts it without
+  activating: the platform for any device (a device that types codes is unclaimed, so no partner
+  holds it), a partner for devices its hierarchy holds; audited with the lock state it found.
 - `POST /devices/associate` needs `devices.associate_site`; handing devices to another account
   (a child, a linked reseller) also needs `devices.associate`, so a customer associates with its
   own sites only.
@@ -892,6 +894,50 @@ async def disassociate_devices(req: Req) -> Any:
 )
 async def release_devices(req: Req) -> Any:
     return await _simple(req, "release")
+
+
+@api.route(
+    "POST",
+    "/devices/unlock",
+    summary=(
+        "Lift the code lockout of devices (LCK-2): the platform for any device, claimed or not; "
+        "an account for devices its hierarchy holds (ACC-7). Resets the wrong-code count; "
+        "per-device results with the lock state each one had"
+    ),
+    action="devices.unlock",
+    process="DEVICE",
+    body=MACS,
+)
+async def unlock_devices(req: Req) -> Any:
+    macs = normalize_macs(req.body["macs"])
+    rows = await _load(req.session, req.actor, macs)
+    now = req.now
+    results: list[dict[str, Any]] = []
+    lifted: list[str] = []
+    for mac in macs:
+        row = rows.get(mac)
+        if row is None:
+            results.append(result(mac, _missing(mac)))
+            continue
+        was = lockout.describe(lockout.LockState(row.failed_attempts or 0, row.locked_until), now)
+        cleared = lockout.after_unlock()
+        row.failed_attempts, row.locked_until = cleared.failed, cleared.locked_until
+        results.append({**result(mac), "was": was})
+        lifted.append(f"{mac} ({_lock_words(was)})")
+    failed = len(results) - len(lifted)
+    if not lifted:
+        raise all_failed([_missing(r["mac"]) for r in results], results)
+    req.audit_message = f"unlock: {len(lifted)} of {len(results)} devices: " + ", ".join(lifted[:5]) + (
+        f", and {len(lifted) - 5} more" if len(lifted) > 5 else ""
+    )
+    return {"results": results, "summary": {"succeeded": len(lifted), "failed": failed}}
+
+
+def _lock_words(was: dict[str, Any]) -> str:
+    """The lock state an unlock found, for its audit entry (LOG-1)."""
+    if was["locked"]:
+        return f"locked until {was['locked_until'].isoformat()} after {was['failed_attempts']} wrong codes"
+    return f"not locked, {was['failed_attempts']} wrong codes counted"
 
 
 def context_json(ctx: rules.ActionContext) -> dict[str, Any]:

@@ -95,6 +95,22 @@ def after_activation() -> LockState:
     return LockState()
 
 
+def after_unlock() -> LockState:
+    """LCK-2 (issue 13): an administrator's unlock (`POST /devices/unlock`) lifts the lock and
+    resets the counter, whoever holds the device and whether or not it is claimed."""
+    return LockState()
+
+
+def describe(state: LockState, now: datetime) -> dict[str, object]:
+    """A device's lock state as an unlock answer and its audit entry report it (LCK-2)."""
+    locked = is_locked(state, now)
+    return {
+        "locked": locked,
+        "failed_attempts": current_state(state, now).failed,
+        "locked_until": state.locked_until if locked else None,
+    }
+
+
 def retry_after_seconds(state: LockState, now: datetime) -> int:
     """LCK-2: whole seconds until the lock lifts (rounded up, at least 1 while locked); 0 if not locked."""
     if not is_locked(state, now) or state.locked_until is None:

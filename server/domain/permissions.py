@@ -51,6 +51,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "devices.associate": frozenset({SP, RESELLER}),  # DEV-4 (customers associate to their sites via jobs too)
     "devices.associate_site": _PARTNERS,
     "devices.activate": _PARTNERS,  # DEV-6
+    # LCK-2 (issue 13): lifting a code lockout; the platform for any device (a device that types
+    # codes is unclaimed, so no partner holds it), a partner for devices its subtree holds (ACC-7)
+    "devices.unlock": _PARTNERS | {PLATFORM},
     "devices.disassociate": frozenset({SP, RESELLER}),  # DEV-5
     "devices.release": _PARTNERS,  # DEV-5
     "devices.sync": frozenset({SP, RESELLER}),  # ACO-1

@@ -45,6 +45,7 @@ PARTNER = EVERYONE | {
     "devices.associate_site",
     "devices.activate",
     "devices.release",  # DEV-3..6
+    "devices.unlock",  # LCK-2: devices its hierarchy holds (ACC-7)
     "labels.write",
     "labels.read",
     "jobs.create",  # DEV-8, DEV-9
@@ -68,6 +69,7 @@ EXPECTED: dict[str, set[str]] = {
         "links.read",  # LCK-1, FW-1
         "certificates.read",
         "certificates.deny",  # issue 13: the factory-certificate deny-list
+        "devices.unlock",  # LCK-2 (issue 13): a locked device that types codes is unclaimed
     },
     "manufacturer": EVERYONE | {"devices.import"},  # DEV-1
     "service_provider": PARTNER
