@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["HarnessError", "LabError"]
+__all__ = ["HarnessError", "LabError", "NeedsOperator"]
 
 
 class HarnessError(Exception):
@@ -24,6 +24,15 @@ class HarnessError(Exception):
         self.error = error
         self.detail = detail
         self.value = value
+
+
+class NeedsOperator(HarnessError):
+    """A person is needed at the bench (type a code on the keypad, answer the phone's prompt,
+    power-cycle it by hand) and the run is unattended: the test ends *needs operator*, a visible
+    outcome of its own, never a pass. `detail` says exactly what the person would have done."""
+
+    def __init__(self, detail: str, value: Any = None) -> None:
+        super().__init__("needs-operator", detail, value)
 
 
 class LabError(HarnessError):

@@ -2,14 +2,14 @@
 by hand, type a code on the keypad) — on the controlling terminal, never on a pipe.
 
 A run without a terminal (CI, cron, `nohup`) must never hang waiting for somebody: asking there
-is an immediate `HarnessError("needs-operator")` saying what a person would have had to do.
+is an immediate `NeedsOperator` (a `HarnessError`, id `needs-operator`) saying what a person would have had to do.
 """
 
 from __future__ import annotations
 
 import os
 
-from harness.errors import HarnessError
+from harness.errors import NeedsOperator
 
 __all__ = ["ask_operator", "has_terminal"]
 
@@ -32,10 +32,10 @@ def has_terminal() -> bool:
 
 def ask_operator(instruction: str, *, done: str = "press Enter when done, or type 'skip'") -> bool:
     """Show `instruction` on the terminal and wait for the operator: True when they did it,
-    False when they typed skip (or end of input). No terminal: `HarnessError("needs-operator")`."""
+    False when they typed skip (or end of input). No terminal: `NeedsOperator`."""
     fd = None if os.environ.get("ENROLLAB_NO_OPERATOR") else _open_tty()
     if fd is None:
-        raise HarnessError("needs-operator", f"an operator is needed and there is no terminal: {instruction}")
+        raise NeedsOperator(f"an operator is needed and there is no terminal: {instruction}")
     os.write(fd, f"\n*** operator: {instruction}\n    {done}: ".encode())
     with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as tty:
         answer = tty.readline()
