@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from server.domain.login_throttle import LoginGate
 from server.domain.throttle import GuessGate
 from server.store.db import Store
 
@@ -33,6 +34,7 @@ class ServerContext:
     token_hours: int = 12
     background: set[asyncio.Task[None]] = field(default_factory=set)
     guessing: GuessGate = field(default_factory=GuessGate)  # enrollment-code guessing budgets (issue 13)
+    login_throttle: LoginGate = field(default_factory=LoginGate)  # failed-login limits (issue 13)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run a job in the background, keeping a reference so it is not collected mid-way."""

@@ -41,6 +41,7 @@ from server.api.app import create_admin_app
 from server.api.jobs import recovery_sweep
 from server.bootstrap import Opened, open_server
 from server.domain.errors import DomainError
+from server.domain.login_throttle import LoginGate, LoginThrottlePolicy
 from server.domain.throttle import Budget, GuessGate, GuessingPolicy
 from server.pki.store import DEFAULT_SERVER_NAMES
 
@@ -69,6 +70,9 @@ class ServeConfig:
     # Enrollment-code guessing budgets until the platform stores its own (PUT /settings/guessing);
     # None: `GuessingPolicy()`'s defaults. A simulated fleet comes from one address: see SIMULATION_GUESSING.
     guessing: GuessingPolicy | None = None
+    # Failed-login limits until the platform stores its own (PUT /settings/login-throttle); None:
+    # `LoginThrottlePolicy()`'s defaults (the harness's suites type no wrong passwords).
+    login_throttle: LoginThrottlePolicy | None = None
 
     @property
     def effective_device_port(self) -> int:
@@ -141,6 +145,7 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
     )
     ctx = opened.ctx
     ctx.guessing = GuessGate(config.guessing)
+    ctx.login_throttle = LoginGate(config.login_throttle)
     app = create_admin_app(ctx)
     # DEV-10: fail jobs a stopped server left IN PROGRESS, now and every minute while serving.
     app.cleanup_ctx.append(recovery_sweep(ctx))

@@ -24,6 +24,7 @@ MODULES = (
     "server.api.jobs",
     "server.api.labels",
     "server.api.platform",
+    "server.api.login_throttle",
     "server.api.notifications",
     "server.api.logs",
     "server.api.links",

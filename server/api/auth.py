@@ -1,4 +1,9 @@
-"""Admin API: login, tokens, password change and reset, TOTP, switch account (USR-1..4, ACC-9, ACC-10)."""
+"""Admin API: login, tokens, password change and reset, TOTP, switch account (USR-1..4, ACC-9, ACC-10).
+
+Failed logins are throttled per client address and per login name (issue 13,
+`server.domain.login_throttle`; docs/decisions.md "Login throttling"): 429 `too-many-attempts`
+with `Retry-After`, audited as a FAIL like every refused login.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,13 @@ from sqlalchemy import delete, select
 
 from server.api import hashing
 from server.api.actor import token_digest
+from server.api.login_throttle import current_login_throttle
 from server.api.routing import Api, Reply, Req
 from server.api.scope import account_in_scope
 from server.domain import accounts as account_rules
 from server.domain import passwords
-from server.domain.errors import conflict, forbidden, invalid, unauthorized
+from server.domain.errors import DomainError, conflict, forbidden, invalid, too_many, unauthorized
+from server.domain.login_throttle import FAILED, NEITHER, SUCCEEDED, Refusal
 from server.store.models import Account, ResetToken, Token, User
 from server.store.notify import queue_notification
 
@@ -86,6 +93,23 @@ async def issue_token(req: Req, user: User, acting: str | None = None) -> str:
     return token
 
 
+# The login throttle's answer (server.domain.login_throttle), documented for clients and fuzzers.
+TOO_MANY_LOGINS = {
+    "429": {
+        "description": "too many failed logins from this address or for this login name: `too-many-attempts`",
+        "headers": {
+            "Retry-After": {
+                "description": "seconds until the next try is let through",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    }
+}
+# What counts as a failed try (a guess): the rest of the refusals come after a right password.
+COUNTED = frozenset({"invalid-credentials", "invalid-otp", "otp-replayed"})
+
+
 @api.route(
     "POST",
     "/auth/login",
@@ -95,8 +119,34 @@ async def issue_token(req: Req, user: User, acting: str | None = None) -> str:
     body=LOGIN,
     audited=True,
     tag="auth",
+    responses=TOO_MANY_LOGINS,
 )
 async def login(req: Req) -> Any:
+    """Throttled before anything is looked up or hashed (issue 13): a refused try costs the
+    server no password hash, and it is answered alike for known and unknown names."""
+    gate = req.ctx.login_throttle
+    await current_login_throttle(req)
+    attempt = gate.begin(req.body["login"], req.client_host, req.now)
+    if isinstance(attempt, Refusal):
+        raise too_many(
+            "too-many-attempts",
+            f"too many failed logins ({attempt.which}) for {req.body['login']!r}; "
+            f"try again in {attempt.retry_after} seconds",
+            attempt.retry_after,
+        )
+    outcome = NEITHER
+    try:
+        answer = await _check_login(req)
+        outcome = SUCCEEDED
+        return answer
+    except DomainError as err:
+        outcome = FAILED if err.error in COUNTED else NEITHER
+        raise
+    finally:
+        gate.end(attempt, outcome, req.now)
+
+
+async def _check_login(req: Req) -> Any:
     user = await req.session.scalar(select(User).where(User.login == req.body["login"]))
     # Verify against a dummy hash when the login is unknown, so timing does not reveal names.
     stored = user.password_hash if user else passwords.DUMMY_HASH

@@ -50,6 +50,10 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
             "responses": {
                 str(r.status): {"description": "success", "content": {"application/json": {"schema": {}}}},
                 "default": {"description": "error", "content": {"application/json": {"schema": ERROR}}},
+                **{
+                    status: {"content": {"application/json": {"schema": ERROR}}, **answer}
+                    for status, answer in r.responses.items()
+                },
             },
         }
         if r.action is None:

@@ -48,8 +48,8 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, default=_default)
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=dumps)
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, dumps=dumps, headers=headers or None)
 
 
 @dataclass
@@ -124,6 +124,7 @@ class Route:
     status: int = 200
     allow_password_change: bool = False
     query: tuple[tuple[str, str], ...] = ()
+    responses: dict[str, Any] = field(default_factory=dict)  # documented answers besides success (OpenAPI)
 
 
 class Api:
@@ -148,6 +149,7 @@ class Api:
         status: int = 200,
         allow_password_change: bool = False,
         query: tuple[tuple[str, str], ...] = (),
+        responses: dict[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         if action is not None and action not in permissions.ALLOWED:
             raise KeyError(f"route {method} {path}: unknown action {action}")
@@ -169,6 +171,7 @@ class Api:
                     status=status,
                     allow_password_change=allow_password_change,
                     query=query,
+                    responses=dict(responses or {}),
                 )
             )
             return fn
@@ -285,7 +288,7 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             if route.audited and err.status not in (401,) or route.process == "LOGIN":
                 who = body.get("login") if route.process == "LOGIN" and isinstance(body, dict) else None
                 await _audit_failure(ctx, request, route, actor, err, who)
-            return json_response(err.to_json(), err.status)
+            return json_response(err.to_json(), err.status, err.headers)
         if isinstance(result, web.StreamResponse):
             return result
         if isinstance(result, Reply):
@@ -360,7 +363,7 @@ async def errors_middleware(
             return json_response({"error": ids.get(exc.status, "http-error"), "detail": exc.reason}, exc.status)
         raise
     except DomainError as err:
-        return json_response(err.to_json(), err.status)
+        return json_response(err.to_json(), err.status, err.headers)
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
         return json_response({"error": "internal-error", "detail": "the server failed; see its log"}, 500)

@@ -18,6 +18,7 @@ class DomainError(Exception):
     status: int = 422
     value: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # HTTP headers of the answer, e.g. Retry-After
 
     def __str__(self) -> str:
         return f"{self.error}: {self.detail}"
@@ -53,3 +54,8 @@ def conflict(error: str, detail: str, value: Any = None) -> DomainError:
 
 def unauthorized(error: str, detail: str) -> DomainError:
     return DomainError(error, detail, 401)
+
+
+def too_many(error: str, detail: str, retry_after: int) -> DomainError:
+    """429 with `Retry-After` (seconds, at least 1): a guessing budget is spent for now."""
+    return DomainError(error, detail, 429, headers={"Retry-After": str(max(1, retry_after))})
