@@ -6,9 +6,10 @@ answers (`bind`):
 - `SimulatedDevice` — a `simulators.phone.Phone` with a factory certificate from the
   manufacturer CA the enrollment server trusts, fault knobs passed through (`faults`,
   `reissue_certificate(expired=True | foreign=True)`), the phone itself at `.phone`.
-- `PhysicalDevice` (reboot by SIP NOTIFY check-sync or PoE power-cycle) and `ManualDevice` (an
-  operator reboots it when asked) — placeholders that raise `LabError` until the physical-lab
-  issue brings them; a test on them ends in *error*, never in *fail*.
+- `harness.physical.device.PhysicalDevice` — a phone on the bench, rebooted by its lab file's
+  `reboot` (SIP NOTIFY check-sync, PoE power cycle, an operator) and observed from outside (the
+  enrollment server's audit log, the file servers' request logs); what needs a person asks the
+  operator, or ends *needs operator* in an unattended run.
 
 The protocol (a few members, so a physical driver can implement it):
 - `identity` — model, firmware (as the lab declares it), MAC, serial; `id` is
@@ -44,10 +45,8 @@ __all__ = [
     "DeviceIdentity",
     "DeviceUnderTest",
     "Faults",
-    "ManualDevice",
     "Outcome",
     "OutcomeResult",
-    "PhysicalDevice",
     "SimLink",
     "SimulatedDevice",
     "User",
@@ -268,33 +267,15 @@ def _event_json(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {"at": raw["at"], "state": raw["state"], "event": raw["event"], "detail": dict(raw["detail"])}
 
 
-class PhysicalDevice:
-    """A phone on the lab network (reboot by SIP NOTIFY or PoE): not implemented yet."""
-
-    driver = "physical"
-
-    def __init__(self, spec: DeviceSpec) -> None:
-        raise LabError(
-            "driver-not-implemented",
-            f"{spec.id}: no physical drivers yet — the {self.driver} driver (reboot = {spec.reboot!r}) "
-            "is not implemented yet (a later issue)",
-            value=spec.id,
-        )
-
-
-class ManualDevice(PhysicalDevice):
-    """A phone an operator reboots when the harness asks (labgrid's manual driver): not implemented yet."""
-
-    driver = "manual"
-
-
-def bind(spec: DeviceSpec, *, manufacturer: ManufacturerCA | None = None, link: SimLink | None = None) -> Any:
+def bind(spec: DeviceSpec, *, manufacturer: ManufacturerCA | None = None, link: SimLink | None = None,
+         bench: Any = None) -> Any:
     """The driver for a lab resource: simulated -> `SimulatedDevice` (needs the manufacturer CA
-    and the link), physical -> `PhysicalDevice` / `ManualDevice` (raise `LabError` for now)."""
+    and the link), physical -> `harness.physical.device.PhysicalDevice` observed through `bench`
+    (`harness.physical.device.Bench`: the server's audit log, the file servers, attended or not)."""
     if spec.driver == "simulated":
         if manufacturer is None or link is None:
             raise LabError("no-manufacturer-ca", f"{spec.id}: a simulated device needs the server's manufacturer CA")
         return SimulatedDevice.from_spec(spec, manufacturer, link)
-    if spec.reboot == "manual":
-        return ManualDevice(spec)
-    return PhysicalDevice(spec)
+    from harness.physical.device import PhysicalDevice
+
+    return PhysicalDevice(spec, bench)

@@ -38,7 +38,7 @@ from harness.dut import DeviceUnderTest
 from harness.fileserver import FileServer, RequestRecord
 from simulators.admin_client import AdminClient
 
-__all__ = ["AuditLogObserver", "AuditMark", "FileServerObserver"]
+__all__ = ["AuditLogObserver", "AuditMark", "FileServerObserver", "enrollment_result"]
 
 # PROTOCOL §2: the HTTP status of each enrollment answer.
 RESULT_STATUS = {
@@ -53,6 +53,13 @@ RESULT_STATUS = {
 _RESULT = re.compile(r"\]\s+([a-z_]+)\s+\(")
 PAGE = 200
 MAX_ENTRIES = 5_000
+
+
+def enrollment_result(entry: dict[str, Any]) -> str | None:
+    """The PROTOCOL §2 result an enrollment audit entry records (`redirect`, `code_invalid` …),
+    from the reference server's message; None when the message does not say."""
+    found = _RESULT.search(str(entry.get("message") or ""))
+    return found[1] if found else None
 
 
 def _iso(t: float) -> str:
@@ -166,9 +173,9 @@ class AuditLogObserver:
             who = "device-api"
             method = "POST"
             url = f"{self.device_url}/device/v1/enroll" if action == "enroll" else f"{self.device_url} {action}"
-            found = _RESULT.search(str(entry.get("message") or ""))
-            if found:
-                status = RESULT_STATUS.get(found[1])
+            result = enrollment_result(entry)
+            if result:
+                status = RESULT_STATUS.get(result)
         else:
             who = "admin-api"
             method = action or process

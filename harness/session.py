@@ -341,6 +341,9 @@ class ConformanceSession:
         self._running: Any = None
         self._tmp: str | None = None
         self._drivers: dict[str, Any] = {}
+        # The harness's file servers of the run (a test's `files` fixture adds its own while it runs): the
+        # request logs physical phones are observed through (`bench`).
+        self.file_servers: list[Any] = []
         self._driver_errors: dict[str, BaseException] = {}
         self._link: Any = None
         self.path: Any = None  # harness.lab_network.path.LabPath with `[options] network_path = "namespaces"`
@@ -432,6 +435,15 @@ class ConformanceSession:
             self._link = SimLink(server.device_url, self.public_roots, {FILES_HOST: files_at}, SkipWaits())
         return self._link
 
+    def bench(self) -> Any:
+        """What physical phones are observed through: the server's audit log (the platform
+        administrator), the file servers the run started, the lab namespace for SIP."""
+        from harness.physical.device import Bench
+
+        server = self.server()
+        return Bench(admin=server.admin, device_url=server.device_url, files=self.file_servers,
+                     netns=self.path.netns if self.path is not None else None)
+
     def device(self, spec: DeviceSpec) -> Any:
         """The driver bound to a lab device (one per device for the session; errors remembered)."""
         from harness.dut import bind
@@ -445,7 +457,7 @@ class ConformanceSession:
                 driver = bind(spec, manufacturer=self.server().manufacturer_ca(), link=self.link())
                 driver.path = self.path
             else:
-                driver = bind(spec)
+                driver = bind(spec, bench=self.bench())
         except HarnessError as exc:
             self._driver_errors[spec.id] = exc
             raise

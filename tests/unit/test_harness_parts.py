@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from harness.dut import DeviceUnderTest, ManualDevice, OutcomeResult, PhysicalDevice, SimLink, SimulatedDevice, bind
-from harness.errors import HarnessError, LabError
+from harness.dut import DeviceUnderTest, OutcomeResult, SimLink, SimulatedDevice, User, bind
+from harness.errors import HarnessError, NeedsOperator
 from harness.fileserver import RequestRecord
 from harness.lab import parse_lab
 from harness.observers import AuditLogObserver, FileServerObserver
 from harness.outcomes import Outcome, classify, not_applicable_reason
+from harness.physical.device import Bench, PhysicalDevice
 from harness.record import jsonable
 from harness.steps import StepRecorder
+from simulators.capabilities import Capabilities
 from simulators.factory import ManufacturerCA, thumbprint
 from simulators.fleet import SkipWaits
 
@@ -58,20 +60,41 @@ async def test_a_simulated_device_boots_records_events_and_resets(manufacturer: 
     assert dut.credentials.thumbprint != before and dut.arrange_row()["thumbprint"] == dut.credentials.thumbprint
 
 
-def test_physical_drivers_are_not_there_yet() -> None:
+def test_physical_devices_bind_to_the_physical_driver() -> None:
     lab = parse_lab(
         '[[devices]]\ndriver = "physical"\nmodel = "J179"\nfirmware = "4.0"\nmac = "A4251B000001"\n'
-        'ip = "10.0.0.1"\nreboot = "poe"\n'
+        'ip = "10.0.0.1"\nreboot = "poe"\npoe = {switch = "10.0.0.2", port = 3, community_env = "X"}\n'
         '[[devices]]\ndriver = "physical"\nmodel = "J179"\nfirmware = "4.0"\nmac = "A4251B000002"\n'
-        'ip = "10.0.0.2"\nreboot = "manual"\n'
+        'serial = "21WZ51234567"\nip = "10.0.0.2"\nreboot = "manual"\n'
     )
-    with pytest.raises(LabError, match=r"no physical drivers yet .*not implemented yet \(a later issue\)") as caught:
-        bind(lab.devices[0])
-    assert caught.value.error == "driver-not-implemented" and isinstance(caught.value, HarnessError)
-    with pytest.raises(LabError) as manual:
-        bind(lab.devices[1])
-    assert "the manual driver" in str(manual.value)
-    assert issubclass(ManualDevice, PhysicalDevice)
+    poe, manual = (bind(spec, bench=Bench(attended=False)) for spec in lab.devices)
+    assert isinstance(poe, PhysicalDevice) and isinstance(poe, DeviceUnderTest)
+    assert (poe.driver, poe.address, poe.id) == ("physical", "10.0.0.1", "J179@4.0#A4251B000001")
+    feature = "12-digit numeric enrollment code"
+    assert poe.supports(feature) is Capabilities.load().supports("J179", "4.0", feature)
+    with pytest.raises(HarnessError, match="give the phone's serial"):
+        poe.arrange_row()
+    assert manual.arrange_row() == {"mac": "A4251B000002", "serial": "21WZ51234567", "model": "J179"}
+    manual.factory_reset()  # forgets what the harness saw; never needs a person
+    assert manual.events[-1]["event"] == "test-start"
+    with pytest.raises(NeedsOperator, match="reset the phone A4251B000002 to factory defaults"):
+        manual.erase()
+
+
+async def test_an_unattended_physical_boot_that_needs_a_person_ends_needs_operator() -> None:
+    lab = parse_lab(
+        '[[devices]]\ndriver = "physical"\nname = "desk-2"\nmodel = "J179"\nfirmware = "4.1.11.0.9"\n'
+        'mac = "A4251B000002"\nip = "10.0.0.2"\nreboot = "manual"\n'
+    )
+    dut = bind(lab.devices[0], bench=Bench(attended=False))
+    with pytest.raises(NeedsOperator) as codes:
+        await dut.boot(User(codes=["12345678"]))
+    assert codes.value.detail == "on the phone desk-2 after it restarts: type the enrollment code 12345678 when the " \
+                                 "phone asks"
+    with pytest.raises(NeedsOperator, match=r"power-cycle the phone desk-2 \(MAC A4251B000002\)"):
+        await dut.boot()
+    with pytest.raises(NeedsOperator, match="choose Administration"):
+        await dut.reprovision()
 
 
 def test_declared_steps() -> None:
