@@ -205,6 +205,7 @@ def _demo_conformance(out: Console, report_dir: Path) -> int:
     import subprocess
 
     import fixtures
+    from harness.report import summarize, summary_line
 
     lab = fixtures.path("labs/appendix-a.toml")
     out.print(
@@ -227,16 +228,13 @@ def _demo_conformance(out: Console, report_dir: Path) -> int:
         return 1
     for suite in doc["provenance"]["suites"]:
         tests = [t for t in doc["tests"] if t["suite"] == suite]
-        counts = {k: sum(1 for t in tests if t["outcome"] == k) for k in ("pass", "fail", "error", "not_applicable")}
-        out.print(
-            f"  {suite} suite: {counts['pass']} pass, {counts['fail']} fail, {counts['error']} error, "
-            f"{counts['not_applicable']} not applicable"
-        )
+        out.print(f"  {suite} suite: {summary_line(summarize(tests))}")
     cells = [c for row in doc["matrix"].values() for c in row.values()]
     out.print(
         f"  device × feature matrix: {len(doc['matrix'])} devices × {len(doc['features'])} features, "
         f"{cells.count('pass')} pass, {cells.count('not_applicable')} n/a, "
         f"{cells.count('fail') + cells.count('error')} fail/error"
+        + (f", {cells.count('needs_operator')} needs operator" if "needs_operator" in cells else "")
     )
     out.print(f"  report: [bold]{(report_dir / 'report.html').resolve()}[/] (also report.json, junit.xml)")
     return done.returncode

@@ -1,9 +1,10 @@
 """`enrollab conformance run` (PROTOCOL §4): the conformance suites, run by pytest in-process with
 the enrollab plugin (`harness.pytest_plugin`), into junit.xml, report.json and report.html.
 
-Exit status: 0 when no test failed and none errored (not applicable is no failure, so a run
-whose tests are all not applicable is 0); 1 when any test failed or errored (or no report could
-be written); 2 on bad input — an invalid lab file (its line and field are named), a bad
+Exit status: 0 only when every test passed or was not applicable (so a run whose tests are all
+not applicable is 0); 1 when any test failed, errored or needed an operator the run did not have
+(a physical run that could not be completed must not look green; simulated devices never need
+one), or no report could be written; 2 on bad input — an invalid lab file (its line and field are named), a bad
 `--server` URL, missing credentials, a report directory that cannot be written, a `-k` that
 selects nothing.
 """
@@ -34,7 +35,8 @@ def conformance() -> None:
     """Conformance suites: a server (server suite) and devices (device suite) against the rules.
 
     Every test ends pass, fail (the device or server under test broke a rule), error (the
-    harness or lab broke) or not applicable (Appendix A: the device lacks the feature).
+    harness or lab broke), needs operator (a person had to act at a physical phone and nobody
+    was there) or not applicable (Appendix A: the device lacks the feature).
     """
 
 
@@ -52,6 +54,9 @@ def conformance() -> None:
               show_default=True, help="Where junit.xml, report.json and report.html go.")
 @click.option("--seed", type=int, default=None, help="Seed for derived device identities (overrides the lab's).")
 @click.option("-k", "keyword", default=None, metavar="EXPR", help="Only tests matching this pytest -k expression.")
+@click.option("--unattended", is_flag=True, default=False,
+              help="Nobody is at the bench: tests that need a person at a physical phone (typing a code, "
+              "answering the prompt) end 'needs operator' instead of prompting. Implied without a terminal.")
 @click.option("-v", "--verbose", count=True, help="More pytest output (repeatable).")
 def run(
     target: str,
@@ -61,19 +66,24 @@ def run(
     report_dir: Path,
     seed: int | None,
     keyword: str | None,
+    unattended: bool,
     verbose: int,
 ) -> None:
     """Run the conformance suites and write junit.xml, report.json and report.html.
 
-    Exit status 0 only when nothing failed or errored (not applicable is not a failure),
-    1 otherwise, 2 on bad input (e.g. an invalid lab file: its line and field are named).
+    \b
+    Exit status:
+      0  every test passed or was not applicable
+      1  a test failed, errored, or needs an operator (a physical phone needed a
+         person and the run was unattended: not finished is not green)
+      2  bad input (e.g. an invalid lab file: its line and field are named)
     """
     import pytest
 
     import conformance as suites_package
     from harness.errors import LabError
     from harness.lab import default_lab_path, load_lab
-    from harness.report import ReportError, exit_status, load_report
+    from harness.report import ReportError, exit_status, load_report, summary_line
 
     try:
         lab = load_lab(lab_path or default_lab_path(), seed=seed)
@@ -108,6 +118,8 @@ def run(
         args.append(f"--enrollab-seed={seed}")
     if keyword:
         args += ["-k", keyword]
+    if unattended:
+        args.append("--enrollab-unattended")
     args += ["-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
              "-W", "ignore::pytest.PytestAssertRewriteWarning", "-rfEs"]
     args += ["-" + "v" * verbose] if verbose else ["-q"]
@@ -126,9 +138,12 @@ def run(
         sys.exit(1)
     s = doc["summary"]
     click.echo(
-        f"enrollab conformance ({target}, {', '.join(doc['provenance']['suites'])}): {s['pass']} pass, "
-        f"{s['fail']} fail, {s['error']} error, {s['not_applicable']} not applicable of {s['total']}"
+        f"enrollab conformance ({target}, {', '.join(doc['provenance']['suites'])}): {summary_line(s)} "
+        f"of {s['total']}"
     )
+    if s["needs_operator"]:
+        click.echo(f"{s['needs_operator']} test(s) need a person at the bench: run again attended (on a terminal, "
+                   "without --unattended) to finish them")
     click.echo(f"report: {report_dir / 'report.html'}")
     status = exit_status(doc)
     if code == pytest.ExitCode.INTERNAL_ERROR or code == pytest.ExitCode.INTERRUPTED:

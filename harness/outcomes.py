@@ -1,4 +1,4 @@
-"""How a conformance test ends: the four outcomes (`harness.report.Outcome`) and the rules that
+"""How a conformance test ends: the five outcomes (`harness.report.Outcome`) and the rules that
 sort exceptions into them.
 
 - pass — the test ran every declared step and every assertion held.
@@ -9,6 +9,14 @@ sort exceptions into them.
   fixture sets up or tears down (no route, file server down, arrangement refused, no driver),
   a test that ended without running all its declared steps, a timeout, or a skip that does not
   say why the test is not applicable (a conformance test never skips silently).
+- needs operator — a person had to act at the bench (type an enrollment code on the keypad,
+  answer the auto-provisioning prompt, power-cycle a phone by hand) and the run is unattended: a
+  `harness.errors.NeedsOperator` raised in the test body, one of its steps or a fixture's set-up
+  (the operator prompt raises it without a terminal), or the `operator` marker on a test whose
+  device under test is not simulated, in an unattended run. Nothing is known about the device, so
+  it is never a pass; and it is no error either, since nothing broke. Carried as a pytest skip
+  whose reason starts with `needs operator: `, so junit.xml shows it as skipped with the reason.
+  A `NeedsOperator` while a fixture tears down is an error (the test had already ended).
 - not applicable — the device's model and firmware lack a feature the test needs (the
   `feature` marker, Appendix A), or the test found so itself and called `not_applicable(reason)`.
   Carried as a pytest skip whose reason starts with `not applicable: `, so junit.xml shows it
@@ -21,11 +29,13 @@ from typing import NoReturn
 
 import pytest
 
+from harness.errors import NeedsOperator
 from harness.report import Outcome
 
-__all__ = ["NA_PREFIX", "Outcome", "classify", "not_applicable", "not_applicable_reason"]
+__all__ = ["NA_PREFIX", "OPERATOR_PREFIX", "Outcome", "classify", "not_applicable", "not_applicable_reason"]
 
 NA_PREFIX = "not applicable: "
+OPERATOR_PREFIX = "needs operator: "
 
 
 def not_applicable(reason: str, *, at_test: bool = False) -> NoReturn:
@@ -47,7 +57,10 @@ def not_applicable_reason(skip_message: str) -> str | None:
 
 
 def classify(exc: BaseException) -> Outcome:
-    """The outcome an exception raised by a test body (or one of its steps) stands for."""
+    """The outcome an exception raised by a test body, one of its steps or a fixture's set-up
+    stands for (the plugin makes any other exception in a fixture an error)."""
+    if isinstance(exc, NeedsOperator):
+        return Outcome.NEEDS_OPERATOR
     if isinstance(exc, pytest.skip.Exception):
         return Outcome.NOT_APPLICABLE if not_applicable_reason(str(exc.msg)) is not None else Outcome.ERROR
     if isinstance(exc, pytest.fail.Exception):

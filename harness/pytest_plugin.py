@@ -16,6 +16,11 @@ Options
     --report-dir DIR     writes DIR/report.json, DIR/report.html (`harness.report`) and, unless
                          --junitxml says otherwise, DIR/junit.xml
     --enrollab-seed N    overrides the lab's `[options] seed`
+    --enrollab-unattended
+                         nobody is at the bench (`enrollab conformance run --unattended`): tests
+                         marked `operator` end *needs operator* on devices that are not simulated.
+                         A run without a controlling terminal (CI, cron) or with
+                         ENROLLAB_NO_OPERATOR set is unattended anyway.
 
 Fixtures
     enrollment_server    (session) `harness.session.EnrollmentServer`: the embedded reference
@@ -65,14 +70,25 @@ Markers
     @pytest.mark.steps("arrange", "enroll", "check")
                                          declared steps: a test that ends without running them
                                          all is an *error*; an undeclared step is an error.
+    @pytest.mark.operator("type the enrollment code on the keypad")
+                                         on a physical phone the test needs a person to do this.
+                                         In an unattended run it ends *needs operator* at set-up
+                                         with this text as its reason, once every not-applicable
+                                         decision is taken (an n/a test stays n/a) and before its
+                                         function-scoped fixtures run; simulated devices are never
+                                         affected; in an attended run nothing happens at set-up
+                                         (the driver prompts when it gets there).
 
 Outcomes (`harness.outcomes`): pass; fail (an assertion in the test body: the device or server
 under test broke a rule); error (a `harness.errors.HarnessError` or any other exception in the
 body, anything failing in fixture setup or teardown, declared steps not run, a skip without a
-not-applicable reason); not applicable (the feature marker, or
-`harness.outcomes.not_applicable(reason)` anywhere: a test that finds so at run time). pytest
-sees n/a as a skip whose reason starts with `not applicable: `; the terminal shows harness
-errors in the body as ERROR.
+not-applicable reason); needs operator (a `harness.errors.NeedsOperator` in the body, a step or a
+fixture's set-up, or the `operator` marker in an unattended run); not applicable (the feature
+marker, or `harness.outcomes.not_applicable(reason)` anywhere: a test that finds so at run time).
+pytest sees n/a as a skip whose reason starts with `not applicable: ` and needs operator as one
+whose reason starts with `needs operator: ` (the terminal shows it as NEEDS OPERATOR, counted as
+"needs operator"); the terminal shows harness errors in the body as ERROR. A run with a test that
+needed an operator exits 1 even if nothing failed (`harness.report.exit_status`).
 
 The record: every test ends in one `report.json` entry (id, suite, name, outcome, rules,
 feature, device, reason, message, duration, steps, declared steps, evidence), written at the
@@ -95,8 +111,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from harness.errors import HarnessError, LabError
-from harness.outcomes import NA_PREFIX, Outcome, classify, not_applicable, not_applicable_reason
+from harness.errors import HarnessError, LabError, NeedsOperator
+from harness.outcomes import NA_PREFIX, OPERATOR_PREFIX, Outcome, classify, not_applicable, not_applicable_reason
 from harness.steps import StepRecorder
 
 __all__ = ["STATE_KEY", "activate", "add_evidence", "conformance_session"]
@@ -109,6 +125,8 @@ MARKERS = (
     "feature(*features): Appendix A features (id or label) the device under test needs; "
     "not applicable on devices that lack one",
     "steps(*names): the declared steps of a conformance test; all must run",
+    "operator(*what): what a person at the bench must do for this test on a physical device (type a code, "
+    "answer the prompt); in an unattended run such tests end 'needs operator'",
 )
 TRACEBACK_LIMIT = 6000
 
@@ -132,6 +150,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--enrollab-network-path", dest="enrollab_network_path", choices=("loopback", "namespaces"),
                     default=None, help="how simulated devices reach the servers (overrides the lab's "
                     "[options] network_path): namespaces = each on a lab network of its own (root; device suite)")
+    group.addoption("--enrollab-unattended", dest="enrollab_unattended", action="store_true", default=False,
+                    help="nobody is at the bench: tests marked operator end 'needs operator' on physical devices "
+                    "(also without a controlling terminal)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -171,7 +192,8 @@ def activate(config: pytest.Config) -> None:
         config.option.asyncio_mode = "auto"  # the suites are coroutines
     session = ConformanceSession(lab, target=target, lab_file=str(path), report_dir=report_path, command=command_line())
     config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(_Conformance(session), "enrollab-conformance")
+    config.pluginmanager.register(
+        _Conformance(session, unattended=config.getoption("enrollab_unattended", False)), "enrollab-conformance")
 
 
 def conformance_session(config: pytest.Config) -> Any:
@@ -230,6 +252,7 @@ class _TestState:
     declared: tuple[str, ...]
     device: Any
     recorder: StepRecorder
+    operator: tuple[str, ...] = ()  # the `operator` marker: what a person at the bench must do
     problem: HarnessError | None = None
     outcome: Outcome | None = None
     reason: str | None = None
@@ -245,8 +268,21 @@ class _TestState:
 class _Conformance:
     """The hooks of a conformance run, on the run's `ConformanceSession`."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, *, unattended: bool = False) -> None:
         self.cs = session
+        self._unattended: bool | None = True if unattended else None
+
+    @property
+    def unattended(self) -> bool:
+        """Nobody at the bench: `--enrollab-unattended`, ENROLLAB_NO_OPERATOR, or no controlling
+        terminal to ask on (decided once, when the first `operator` test needs to know)."""
+        if self._unattended is None:
+            import os
+
+            from harness.physical.operator import has_terminal
+
+            self._unattended = bool(os.environ.get("ENROLLAB_NO_OPERATOR")) or not has_terminal()
+        return self._unattended
 
     # -- collection ------------------------------------------------------------------------------------
 
@@ -310,6 +346,11 @@ class _Conformance:
         if features and "dut" not in fixturenames:
             problem = problem or HarnessError("feature-needs-dut", "a feature marker needs the dut fixture")
         declared = tuple(str(s) for s in _marker_args(item, "steps"))
+        operator = tuple(str(what).strip() for what in _marker_args(item, "operator"))
+        if any(item.iter_markers("operator")) and (not operator or not all(operator)):
+            problem = problem or HarnessError(
+                "bad-operator-marker", "an operator marker says what the person at the bench must do, "
+                "e.g. operator('type the enrollment code on the keypad')")
         callspec = getattr(item, "callspec", None)
         return _TestState(
             suite=_suite_of(item, "dut" in fixturenames),
@@ -320,6 +361,7 @@ class _Conformance:
             device=callspec.params.get("dut") if callspec is not None else None,
             recorder=StepRecorder(declared),
             problem=problem,
+            operator=operator,
         )
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -355,6 +397,21 @@ class _Conformance:
                 if not caps.supports(device.model, device.firmware, fid):
                     not_applicable(caps.explain(device.model, device.firmware, fid), at_test=True)
 
+    @pytest.fixture(autouse=True)
+    def _enrollab_operator(self, request: pytest.FixtureRequest) -> None:
+        """The `operator` marker in an unattended run: a physical device's test ends *needs
+        operator*. A fixture, not a set-up hook, so every set-up hook's not-applicable decision
+        (the suites' conftests too) comes first; autouse, so it runs before the test's other
+        function-scoped fixtures."""
+        state = request.node.stash.get(STATE_KEY, None)
+        if state is None or not state.operator:
+            return
+        device = state.device
+        if device is None or isinstance(device, _NoDevice) or device.driver == "simulated":
+            return
+        if self.unattended:
+            raise NeedsOperator("; ".join(state.operator), device.id)
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -366,6 +423,8 @@ class _Conformance:
         state.duration += report.duration
         if report.when in ("setup", "call"):
             _classify(state, report, call)
+            if state.outcome is Outcome.NEEDS_OPERATOR and report.failed:
+                _to_skipped(item, report, OPERATOR_PREFIX + (state.reason or ""))
         elif report.failed and state.outcome in (None, Outcome.PASS):
             state.outcome = Outcome.ERROR
             state.message = f"teardown failed: {_exc_text(call)}"
@@ -382,6 +441,8 @@ class _Conformance:
             return "error", "E", "ERROR"
         if outcome == Outcome.NOT_APPLICABLE and report.skipped:
             return "skipped", "n", "NOT APPLICABLE"
+        if outcome == Outcome.NEEDS_OPERATOR and report.skipped:
+            return "needs operator", "o", "NEEDS OPERATOR"
         return None
 
     def _finish(self, item: pytest.Item, state: _TestState) -> None:
@@ -433,6 +494,8 @@ class _Conformance:
             command=cs.command,
         )
         cs.report = doc
+        if doc["summary"][Outcome.NEEDS_OPERATOR.value] and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # not finished is not green (harness.report)
         xmlpath = getattr(session.config.option, "xmlpath", None)
         if xmlpath and Path(xmlpath).is_file():
             annotate_junit(Path(xmlpath), doc)
@@ -451,12 +514,16 @@ class _Conformance:
         cs = self.cs
         if cs.report is None:
             return
-        s = cs.report["summary"]
+        from harness.report import summary_line
+
         terminalreporter.write_sep("=", "enrollab conformance")
         terminalreporter.write_line(
-            f"{s['pass']} pass, {s['fail']} fail, {s['error']} error, {s['not_applicable']} not applicable "
-            f"({s['total']} tests; target {cs.target}, seed {cs.seed})"
+            f"{summary_line(cs.report['summary'])} ({cs.report['summary']['total']} tests; target {cs.target}, "
+            f"seed {cs.seed})"
         )
+        for test in cs.report["tests"]:
+            if test["outcome"] == Outcome.NEEDS_OPERATOR:
+                terminalreporter.write_line(f"needs operator: {test['id']}: {test['reason']}", yellow=True)
         for kind, path in cs.report_paths.items():
             terminalreporter.write_line(f"{kind}: {path}")
         if cs.report_problem:
@@ -503,12 +570,16 @@ def _classify(state: _TestState, report: pytest.TestReport, call: pytest.CallInf
         state.message = f"a conformance test never skips silently: {kind} without a '{NA_PREFIX}…' reason: {reason}"
         _to_failed(report, f"error: {state.message}")
         return
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(exc, NeedsOperator):  # in the body, a step or a fixture's set-up
+        state.outcome = Outcome.NEEDS_OPERATOR
+        state.reason = exc.detail
+        return
     state.traceback = report.longreprtext[-TRACEBACK_LIMIT:]
     if report.when == "setup":
         state.outcome = Outcome.ERROR
         state.message = f"setup failed: {_exc_text(call)}"
         return
-    exc = call.excinfo.value if call.excinfo is not None else None
     state.outcome = classify(exc) if exc is not None else Outcome.FAIL
     state.message = _exc_text(call)
 
@@ -516,6 +587,13 @@ def _classify(state: _TestState, report: pytest.TestReport, call: pytest.CallInf
 def _to_failed(report: pytest.TestReport, text: str) -> None:
     report.outcome = "failed"
     report.longrepr = text
+
+
+def _to_skipped(item: pytest.Item, report: pytest.TestReport, text: str) -> None:
+    """A skip with `text` as its reason (junit.xml: `<skipped message=TEXT>`), at the test."""
+    path, line, _ = item.location
+    report.outcome = "skipped"
+    report.longrepr = (str(path), (line or 0) + 1, text)
 
 
 def _skip_text(report: pytest.TestReport) -> str:

@@ -5,11 +5,20 @@ The record's shape is `fixtures/schemas/report.schema.json`; the pytest plugin b
 hands it to `write_report`, which writes `report.json` and `report.html` atomically.
 
 Decisions:
-- Four outcomes, kept apart everywhere (`Outcome`): pass, fail (the device or server under test
-  broke a rule), error (the harness or lab broke), not applicable (Appendix A: the model and
-  firmware lack the feature). Only fail and error make `exit_status` non-zero.
-- A matrix cell is fail if any of its tests failed, else error if any errored, else pass if any
-  passed, else not applicable; a device x feature with no test at all is not applicable too.
+- Five outcomes, kept apart everywhere (`Outcome`): pass, fail (the device or server under test
+  broke a rule), error (the harness or lab broke), needs operator (a person had to act at the
+  bench — type a code on the keypad, answer the phone's prompt — and the run was unattended, so
+  nothing is known yet; issue 14), not applicable (Appendix A: the model and firmware lack the
+  feature).
+- `exit_status` is 0 only when every test passed or was not applicable: fail, error *and* needs
+  operator make it 1. A physical run that could not be completed must not look green; a run on
+  simulated devices never needs an operator, so CI on simulators is not affected.
+- A matrix cell is fail if any of its tests failed, else error if any errored, else needs operator
+  if any needed one, else pass if any passed, else not applicable; a device x feature with no
+  test at all is not applicable too. Rule coverage in the HTML page ranks the same way.
+- `needs_operator` was added to the counts (summary, rules) after schema version 1 was out; a
+  report without it (written before issue 14) is still valid and reads as 0 (`load_report`
+  fills it in), so `enrollab report diff` compares an old run with a new one.
 - `validate_report` checks the schema and then what a schema cannot say: ids are unique, tests
   name listed devices and features, and summary, matrix and rule coverage agree with the tests
   (a CI gate must not trust a summary that lies). Problems name their JSON path (`$.tests[3].outcome`).
@@ -40,6 +49,7 @@ __all__ = [
     "JSON_NAME",
     "HTML_NAME",
     "SCHEMA_VERSION",
+    "RANK",
     "Outcome",
     "ReportError",
     "ReportFiles",
@@ -51,7 +61,9 @@ __all__ = [
     "rule_coverage",
     "rule_sort_key",
     "summarize",
+    "summary_line",
     "validate_report",
+    "with_added_counts",
     "write_report",
     "write_text_atomic",
 ]
@@ -68,11 +80,17 @@ class Outcome(StrEnum):
     PASS = "pass"  # noqa: S105 - an outcome, not a password
     FAIL = "fail"  # the device or server under test broke a rule
     ERROR = "error"  # the harness or the lab broke
+    NEEDS_OPERATOR = "needs_operator"  # a person was needed at the bench and the run was unattended
     NOT_APPLICABLE = "not_applicable"  # the model and firmware lack the feature
 
     @property
     def label(self) -> str:
-        return "n/a" if self is Outcome.NOT_APPLICABLE else self.value
+        return _LABELS.get(self, self.value)
+
+
+_LABELS = {Outcome.NOT_APPLICABLE: "n/a", Outcome.NEEDS_OPERATOR: "needs operator"}
+# Counts that reports written before the outcome existed do not carry (read as 0).
+_ADDED_COUNTS = (Outcome.NEEDS_OPERATOR.value,)
 
 
 class ReportError(Exception):
@@ -104,10 +122,15 @@ def summarize(tests: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return {**counts, "total": sum(counts.values())}
 
 
+RANK = (Outcome.FAIL, Outcome.ERROR, Outcome.NEEDS_OPERATOR, Outcome.PASS, Outcome.NOT_APPLICABLE)
+"""Which outcome a cell (or a rule's tally) takes when its tests differ: the first one present."""
+
+
 def aggregate_cell(outcomes: Iterable[Outcome | str]) -> Outcome:
-    """One matrix cell from its tests' outcomes: fail > error > pass > not applicable (also: none)."""
+    """One matrix cell from its tests' outcomes: fail > error > needs operator > pass > not
+    applicable (also: none)."""
     seen = {Outcome(o) for o in outcomes}
-    for outcome in (Outcome.FAIL, Outcome.ERROR, Outcome.PASS):
+    for outcome in RANK[:-1]:
         if outcome in seen:
             return outcome
     return Outcome.NOT_APPLICABLE
@@ -153,9 +176,31 @@ def rule_sort_key(rule: str) -> tuple[str, int, str]:
 
 
 def exit_status(doc: Mapping[str, Any]) -> int:
-    """0 when nothing failed and nothing errored (all not-applicable is 0), else 1."""
+    """0 when every test passed or was not applicable (all not-applicable is 0); 1 when any failed,
+    errored or needed an operator the run did not have."""
     summary = doc["summary"]
-    return 0 if summary["fail"] == 0 and summary["error"] == 0 else 1
+    unfinished = summary["fail"] + summary["error"] + summary.get(Outcome.NEEDS_OPERATOR.value, 0)
+    return 0 if unfinished == 0 else 1
+
+
+def summary_line(counts: Mapping[str, int]) -> str:
+    """`3 pass, 1 fail, 0 error, 2 needs operator, 4 not applicable`: a summary (or any counts) in
+    words, every outcome named (a count missing from an old report is 0)."""
+    words = {Outcome.NOT_APPLICABLE: "not applicable", Outcome.NEEDS_OPERATOR: "needs operator"}
+    return ", ".join(f"{counts.get(o.value, 0)} {words.get(o, o.value)}" for o in Outcome)
+
+
+def with_added_counts(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The record with the counts added after schema version 1 (`needs_operator`) filled in as 0
+    where a report written before them lacks them; a new report is returned unchanged."""
+    out = dict(doc)
+    if all(key in doc["summary"] for key in _ADDED_COUNTS) and all(
+        key in counts for counts in doc["rules"].values() for key in _ADDED_COUNTS
+    ):
+        return out
+    out["summary"] = _filled(doc["summary"])
+    out["rules"] = {rule: _filled(counts) for rule, counts in doc["rules"].items()}
+    return out
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -219,9 +264,10 @@ def _check_consistency(doc: Mapping[str, Any]) -> None:
             fail(f"$.tests[{i}].feature", f"{test['feature']!r} is not one of the report's features")
 
     expected_summary = summarize(doc["tests"])
+    summary = _filled(doc["summary"])
     for key, value in expected_summary.items():
-        if doc["summary"][key] != value:
-            fail(f"$.summary.{key}", f"says {doc['summary'][key]} but the tests count {value}")
+        if summary[key] != value:
+            fail(f"$.summary.{key}", f"says {summary[key]} but the tests count {value}")
 
     expected_matrix = aggregate_matrix(doc["tests"], doc["devices"], doc["features"])
     for device, row in doc["matrix"].items():
@@ -236,7 +282,7 @@ def _check_consistency(doc: Mapping[str, Any]) -> None:
 
     expected_rules = rule_coverage(doc["tests"])
     for rule in sorted(set(expected_rules) | set(doc["rules"]), key=rule_sort_key):
-        if doc["rules"].get(rule) != expected_rules.get(rule):
+        if rule not in doc["rules"] or _filled(doc["rules"][rule]) != expected_rules.get(rule):
             fail(
                 f"$.rules[{json.dumps(rule)}]",
                 f"says {doc['rules'].get(rule)} but the tests citing it count {expected_rules.get(rule)}",
@@ -267,7 +313,7 @@ def load_report(path: Path | str) -> dict[str, Any]:
         validate_report(doc)
     except ReportError as err:
         raise ReportError(err.error, f"{path}: {err.detail}", err.where) from None
-    return dict(doc)
+    return with_added_counts(doc)
 
 
 def write_report(doc: Mapping[str, Any], report_dir: Path | str) -> ReportFiles:
@@ -317,6 +363,10 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def _zero_counts() -> dict[str, int]:
     return {outcome.value: 0 for outcome in Outcome}
+
+
+def _filled(counts: Mapping[str, int]) -> dict[str, int]:
+    return {**counts, **{key: counts.get(key, 0) for key in _ADDED_COUNTS}}
 
 
 def _id_of(item: Mapping[str, Any] | str) -> str:

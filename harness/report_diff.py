@@ -1,11 +1,16 @@
 """`enrollab report diff`: what got worse between two conformance runs (the release gate).
 
 Decisions:
-- A regression is a test that was pass or not applicable in OLD and is fail or error in NEW, or a
-  matrix cell that went from pass to fail or error. Only regressions gate (exit 1).
+- A regression is a test that was pass or not applicable in OLD and is fail, error or needs
+  operator in NEW, or a matrix cell that went from pass to fail, error or needs operator. Only
+  regressions gate (exit 1).
+- Needs operator counts as bad as error for the gate: a test that passed last time and could not
+  be run this time (nobody at the bench) has not shown that nothing broke, and a gate must not
+  let an unattended physical run stand in for a finished one. Going from needs operator to pass
+  is an improvement; between error, fail and needs operator is an "other change".
 - Tests only in OLD are "missing" and tests only in NEW are "added": listed, never regressions
   (a renamed test must not hide, nor fake, a regression; the reader decides).
-- Other outcome changes are listed too: improvements (fail or error -> pass) and the rest
+- Other outcome changes are listed too: improvements (fail, error or needs operator -> pass) and the rest
   (fail <-> error, anything <-> not applicable), so nothing moves silently.
 - Devices pair up across the runs by id, else by MAC, else by model when each run has exactly
   one unpaired device of it. A new firmware changes a device's id (`J179@4.1.12#MAC`) and every
@@ -19,12 +24,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.report import Outcome
+from harness.report import Outcome, summary_line
 
 __all__ = ["Change", "DevicePair", "Diff", "diff_reports", "render_diff"]
 
 _GOOD = frozenset({Outcome.PASS.value, Outcome.NOT_APPLICABLE.value})
-_BAD = frozenset({Outcome.FAIL.value, Outcome.ERROR.value})
+_BAD = frozenset({Outcome.FAIL.value, Outcome.ERROR.value, Outcome.NEEDS_OPERATOR.value})
 
 
 @dataclass(frozen=True)
@@ -243,8 +248,7 @@ def _describe(header: Mapping[str, Any]) -> str:
     s = header["summary"]
     return (
         f"{header['project']} {header['version']}{sha} \u00b7 server {header['server']['name']} "
-        f"{header['server']['version']} \u00b7 {header['started_at']} \u00b7 {s['total']} tests: {s['pass']} pass, "
-        f"{s['fail']} fail, {s['error']} error, {s['not_applicable']} n/a"
+        f"{header['server']['version']} \u00b7 {header['started_at']} \u00b7 {s['total']} tests: {summary_line(s)}"
     )
 
 
@@ -268,7 +272,8 @@ def _arrow(change: Change) -> str:
 
 
 def _why(test: Mapping[str, Any]) -> str:
-    text = test["reason"] if test["outcome"] == Outcome.NOT_APPLICABLE.value else test["message"]
+    reasoned = (Outcome.NOT_APPLICABLE.value, Outcome.NEEDS_OPERATOR.value)
+    text = test["reason"] if test["outcome"] in reasoned else test["message"]
     if not text or not text.strip():
         return ""
     line: str = text.strip().splitlines()[0]

@@ -5,8 +5,12 @@ so it can be mailed, archived as a CI artifact or opened offline. Jinja2 escapes
 Sections: provenance, summary, the device x feature matrix (`<table id="matrix">`, cells with
 `data-outcome`), rule coverage, each failure and error with its evidence (steps, device events,
 HTTP exchanges, and what the lab network capture saw, one line per frame:
-`DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = "HTTPSRVR=…" (10:31:02.123)`), and all tests
-(a passing test's capture lines folded under its row).
+`DHCPACK 10.213.0.50 to a4:25:1b:00:00:01, option 242 = "HTTPSRVR=…" (10:31:02.123)`), the tests
+that needed an operator with what the person would have done (`<section id="needs-operator">`),
+and all tests (a passing test's capture lines folded under its row).
+
+The verdict is `passed` (exit status 0), `failed` (something failed or errored) or `incomplete`
+(nothing failed or errored, but tests needed an operator the run did not have).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import jinja2
 
 from harness.lab_network.evidence import summary_line
-from harness.report import HTML_NAME, Outcome, exit_status, rule_sort_key, write_text_atomic
+from harness.report import HTML_NAME, RANK, Outcome, exit_status, rule_sort_key, with_added_counts, write_text_atomic
 
 __all__ = ["render_html", "write_html"]
 
@@ -30,6 +34,7 @@ SYMBOLS = {
     Outcome.PASS: "\u2713",
     Outcome.FAIL: "\u2717",
     Outcome.ERROR: "!",
+    Outcome.NEEDS_OPERATOR: "?",
     Outcome.NOT_APPLICABLE: "\u2013",
 }
 
@@ -64,6 +69,7 @@ def _environment() -> jinja2.Environment:
 
 def _view(doc: Mapping[str, Any]) -> dict[str, Any]:
     """What the template shows, computed here so the template stays markup."""
+    doc = with_added_counts(doc)
     tests = list(doc["tests"])
     devices = {d["id"]: d for d in doc["devices"]}
     labels = {f["id"]: f["label"] for f in doc["features"]}
@@ -81,7 +87,7 @@ def _view(doc: Mapping[str, Any]) -> dict[str, Any]:
         for feature in doc["features"]:
             outcome = Outcome(row.get(feature["id"], Outcome.NOT_APPLICABLE))
             members = cell_tests.get((device["id"], feature["id"]), [])
-            link = next((anchors[i] for i in members if tests[i]["outcome"] == outcome and outcome in _BAD), None)
+            link = next((anchors[i] for i in members if tests[i]["outcome"] == outcome and outcome in _LINKED), None)
             cells.append(
                 {
                     "outcome": outcome.value,
@@ -98,6 +104,11 @@ def _view(doc: Mapping[str, Any]) -> dict[str, Any]:
         for i in range(len(tests))
         if tests[i]["outcome"] in _BAD
     ]
+    waiting = [
+        {**_test_view(tests[i], devices, labels), "anchor": anchors[i]}
+        for i in range(len(tests))
+        if tests[i]["outcome"] == Outcome.NEEDS_OPERATOR.value
+    ]
     everything = [{**_test_view(t, devices, labels), "anchor": anchors[i]} for i, t in enumerate(tests)]
 
     provenance = doc["provenance"]
@@ -106,7 +117,7 @@ def _view(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "provenance": provenance,
         "run_seconds": _seconds_between(provenance["started_at"], provenance["finished_at"]),
-        "verdict": "passed" if status == 0 else "failed",
+        "verdict": _verdict(summary, status),
         "summary": summary,
         "outcomes": [(o.value, o.label, summary[o.value]) for o in Outcome],
         "features": doc["features"],
@@ -117,12 +128,22 @@ def _view(doc: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "unobservable": doc["unobservable_rules"],
         "problems": problems,
+        "waiting": waiting,
+        "linked": _LINKED,
         "tests": everything,
         "schema_version": doc["schema_version"],
     }
 
 
 _BAD = (Outcome.FAIL.value, Outcome.ERROR.value)
+_LINKED = (*_BAD, Outcome.NEEDS_OPERATOR.value)  # tests with a section of their own, linked to
+_REASONED = (Outcome.NOT_APPLICABLE.value, Outcome.NEEDS_OPERATOR.value)  # say why in `reason`, not `message`
+
+
+def _verdict(summary: Mapping[str, int], status: int) -> str:
+    if status == 0:
+        return "passed"
+    return "failed" if summary["fail"] or summary["error"] else "incomplete"
 
 
 def _test_view(test: Mapping[str, Any], devices: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
@@ -141,7 +162,7 @@ def _test_view(test: Mapping[str, Any], devices: Mapping[str, Any], labels: Mapp
         "timeline": timeline,
         "network": [{"line": summary_line(entry), "proto": entry.get("proto", "other"),
                      "detail": entry.get("detail") or {}} for entry in test["evidence"].get("network", ())],
-        "summary_line": _first_line(test["reason"] if test["outcome"] == "not_applicable" else test["message"]),
+        "summary_line": _first_line(test["reason"] if test["outcome"] in _REASONED else test["message"]),
     }
 
 
@@ -153,16 +174,15 @@ def _cell_title(
         return f"{head}\nno test of this feature ran on this device"
     lines = [head]
     for test in members:
-        why = test["reason"] if test["outcome"] == "not_applicable" else test["message"]
+        why = test["reason"] if test["outcome"] in _REASONED else test["message"]
         line = f"{Outcome(test['outcome']).label} \u2014 {test['name']}"
         lines.append(f"{line}: {_first_line(why)}" if why else line)
     return "\n".join(lines)
 
 
 def _rule_outcome(counts: Mapping[str, int]) -> str:
-    return (
-        "fail" if counts["fail"] else "error" if counts["error"] else "pass" if counts["pass"] else "not_applicable"
-    )
+    """fail > error > needs operator > pass > not applicable, as a matrix cell (`harness.report.RANK`)."""
+    return next((o.value for o in RANK if counts.get(o.value, 0)), Outcome.NOT_APPLICABLE.value)
 
 
 def _first_line(text: str | None, limit: int = 200) -> str:

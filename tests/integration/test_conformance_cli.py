@@ -96,7 +96,8 @@ def test_a_run_that_is_all_not_applicable_exits_0(tmp_path: Path) -> None:
                     "-k", "test_http_provisioning_url", "--report-dir", "reports")
     assert done.returncode == 0, done.stdout + done.stderr
     doc = json.loads((tmp_path / "reports" / "report.json").read_text())
-    assert doc["summary"] == {"pass": 0, "fail": 0, "error": 0, "not_applicable": 1, "total": 1}
+    assert doc["summary"] == {"pass": 0, "fail": 0, "error": 0, "needs_operator": 0, "not_applicable": 1,
+                            "total": 1}
     assert doc["tests"][0]["reason"] == "K165 1.1: HTTP provisioning URL needs 1.1SP1"
     assert "1 not applicable" in done.stdout
 

@@ -158,7 +158,8 @@ def test_outcomes_steps_not_applicable_and_the_record(tmp_path: Path) -> None:
     tests = by_name(doc)
     for name, outcome in EXPECTED.items():
         assert [t["outcome"] for t in tests[name]] == [outcome], (name, tests[name])
-    assert doc["summary"] == {"pass": 2, "fail": 1, "error": 7, "not_applicable": 3, "total": 13}
+    assert doc["summary"] == {"pass": 2, "fail": 1, "error": 7, "needs_operator": 0, "not_applicable": 3,
+                             "total": 13}
 
     # fail vs error: an assertion is the DUT's fault; a harness error, a fixture, a missing step are not
     assert tests["test_fail"][0]["message"].startswith("AssertionError: the server enrolled one device more")
@@ -188,8 +189,8 @@ def test_outcomes_steps_not_applicable_and_the_record(tmp_path: Path) -> None:
     assert feature[b199]["feature"] == "12-digit-numeric-enrollment-code"
     assert doc["matrix"] == {j179: {"12-digit-numeric-enrollment-code": "pass"},
                              b199: {"12-digit-numeric-enrollment-code": "not_applicable"}}
-    assert doc["rules"]["EC-1"] == {"pass": 2, "fail": 0, "error": 0, "not_applicable": 1}
-    assert doc["rules"]["EC-3"] == {"pass": 0, "fail": 1, "error": 1, "not_applicable": 0}
+    assert doc["rules"]["EC-1"] == {"pass": 2, "fail": 0, "error": 0, "needs_operator": 0, "not_applicable": 1}
+    assert doc["rules"]["EC-3"] == {"pass": 0, "fail": 1, "error": 1, "needs_operator": 0, "not_applicable": 0}
     assert {t["reason"] for t in tests["test_found_not_applicable"]} == {"J179 told so", "B199 told so"}
     assert [e["event"] for e in feature[j179]["evidence"]["events"]] == ["factory-reset"]
 
@@ -352,3 +353,202 @@ def test_arrange_boot_and_observe_a_simulated_device_twice(tmp_path: Path) -> No
     assert "group-applied" in events
     assert doc["matrix"]["J179@4.1.11.0.9#A4251B0000AA"] == {"https-provisioning-url": "pass",
                                                               "http-provisioning-url": "pass"}
+
+
+# -- needs operator (issue 14) ------------------------------------------------------------------------
+
+OPERATOR_LAB = """\
+[server]
+embedded = true
+
+[[devices]]
+driver = "simulated"
+model = "J179"
+firmware = "4.1.11.0.9"
+mac = "A4251B0000B1"
+
+[[devices]]
+driver = "physical"
+model = "J179"
+firmware = "4.1.11.0.9"
+mac = "A4:25:1B:0C:3D:5E"
+ip = "192.0.2.21"
+reboot = "manual"
+
+[[devices]]
+driver = "physical"
+model = "B199"
+firmware = "1.0.1"
+mac = "B0:AD:AA:0C:3D:60"
+ip = "192.0.2.22"
+reboot = "manual"
+"""
+
+# A suite's conftest deciding not-applicable in its own set-up hook (as conformance/device/conftest.py
+# does): that decision comes before the operator marker's.
+OPERATOR_CONFTEST = '''
+import pytest
+
+from harness.outcomes import not_applicable
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bench_lacks: the bench has no such thing")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("bench_lacks") is not None:
+        not_applicable("this bench has no second phone line")
+'''
+
+OPERATOR_TESTS = '''
+import pytest
+
+from harness.errors import NeedsOperator
+
+
+@pytest.fixture
+def dut(request):
+    """The lab's device spec itself: no driver is bound (these tests are about outcomes)."""
+    return request.param
+
+
+@pytest.fixture
+def keypad():
+    raise NeedsOperator("type 40172635 on the keypad of the phone")
+
+
+@pytest.mark.rule("ENR-3")
+def test_passes():
+    pass
+
+
+@pytest.mark.rule("ENR-3")
+@pytest.mark.steps("reboot", "check")
+def test_body_needs_operator(step):
+    with step("reboot"):
+        raise NeedsOperator("power-cycle the phone by hand")
+
+
+def test_fixture_needs_operator(keypad):
+    pass
+
+
+@pytest.mark.rule("EC-1")
+@pytest.mark.feature("8-digit numeric enrollment code")
+@pytest.mark.operator("type the enrollment code on the keypad")
+def test_marked(dut):
+    assert dut.model in ("J179", "B199")
+
+
+@pytest.mark.feature("12-digit numeric enrollment code")
+@pytest.mark.operator("answer Yes at the auto-provisioning prompt")
+def test_marked_not_applicable_by_feature(dut):
+    pass
+
+
+@pytest.mark.bench_lacks
+@pytest.mark.operator("answer Yes at the auto-provisioning prompt")
+def test_marked_not_applicable_by_conftest(dut):
+    pass
+'''
+
+
+def _operator_run(tmp_path: Path, target: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    (tmp_path / "lab.toml").write_text(OPERATOR_LAB)
+    (tmp_path / "conftest.py").write_text(OPERATOR_CONFTEST)
+    (tmp_path / "test_operator.py").write_text(OPERATOR_TESTS)
+    out = f"out-{target}"
+    done = run_pytest(tmp_path, "test_operator.py", f"--target={target}", "--lab=lab.toml", f"--report-dir={out}",
+                      *extra)
+    doc = json.loads((tmp_path / out / "report.json").read_text())
+    validate_report(doc)
+    return done, doc
+
+
+def test_needs_operator_is_a_fifth_outcome_in_report_junit_html_and_summary(tmp_path: Path) -> None:
+    """Unattended, on physical phones: NeedsOperator in a body (in a step), in a fixture's set-up,
+    and the operator marker end *needs operator* with what the person would have done — never pass,
+    never error — while a not-applicable decision still wins and a plain test still passes."""
+    done, doc = _operator_run(tmp_path, "lab", "--enrollab-unattended")
+    assert done.returncode == 1, done.stdout + done.stderr  # nothing failed, and still not green
+    j179, b199 = "J179@4.1.11.0.9#A4251B0C3D5E", "B199@1.0.1#B0ADAA0C3D60"
+    outcomes = {(t["name"], t["device"]): (t["outcome"], t["reason"], t["message"]) for t in doc["tests"]}
+    assert outcomes == {
+        ("test_passes", None): ("pass", None, None),
+        ("test_body_needs_operator", None): ("needs_operator", "power-cycle the phone by hand", None),
+        ("test_fixture_needs_operator", None): ("needs_operator", "type 40172635 on the keypad of the phone", None),
+        ("test_marked", j179): ("needs_operator", "type the enrollment code on the keypad", None),
+        ("test_marked", b199): ("needs_operator", "type the enrollment code on the keypad", None),
+        ("test_marked_not_applicable_by_feature", j179): (
+            "needs_operator", "answer Yes at the auto-provisioning prompt", None),
+        ("test_marked_not_applicable_by_feature", b199): (
+            "not_applicable", Capabilities.load().explain("B199", "1.0.1", "12-digit numeric enrollment code"), None),
+        ("test_marked_not_applicable_by_conftest", j179): (
+            "not_applicable", "this bench has no second phone line", None),
+        ("test_marked_not_applicable_by_conftest", b199): (
+            "not_applicable", "this bench has no second phone line", None),
+    }
+    assert doc["summary"] == {"pass": 1, "fail": 0, "error": 0, "needs_operator": 5, "not_applicable": 3, "total": 9}
+    assert doc["rules"]["ENR-3"] == {"pass": 1, "fail": 0, "error": 0, "needs_operator": 1, "not_applicable": 0}
+    assert doc["matrix"][j179]["8-digit-numeric-enrollment-code"] == "needs_operator"
+    assert doc["matrix"][b199]["12-digit-numeric-enrollment-code"] == "not_applicable"
+    body = next(t for t in doc["tests"] if t["name"] == "test_body_needs_operator")
+    assert [(s["name"], s["outcome"]) for s in body["steps"]] == [("reboot", "needs_operator")]
+    assert "traceback" not in body
+
+    # the terminal: pytest's own line and the enrollab summary count it and say what to do
+    assert "1 passed, 3 skipped, 5 needs operator" in done.stdout, done.stdout
+    assert "1 pass, 0 fail, 0 error, 5 needs operator, 3 not applicable (9 tests; target lab" in done.stdout
+    assert f"needs operator: test_operator.py::test_marked[{j179}]: type the enrollment code on the keypad" \
+        in done.stdout
+
+    # junit.xml: skipped with the reason, never a failure or an error
+    suite = ET.parse(tmp_path / "out-lab" / "junit.xml").getroot().find("testsuite")  # noqa: S314
+    assert suite is not None
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    for name, reason in (("test_body_needs_operator", "power-cycle the phone by hand"),
+                         ("test_fixture_needs_operator", "type 40172635 on the keypad of the phone"),
+                         (f"test_marked[{j179}]", "type the enrollment code on the keypad")):
+        skipped = cases[name].find("skipped")
+        assert skipped is not None and skipped.get("message") == f"needs operator: {reason}", name
+        assert cases[name].find("failure") is None and cases[name].find("error") is None, name
+    assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("0", "0", "8")
+    props = {p.get("name"): p.get("value") for p in suite.iter("property") if p.get("name", "").startswith("enrollab.")}
+    assert props["enrollab.summary"] == "1 pass, 0 fail, 0 error, 5 needs_operator, 3 not_applicable"
+
+    # report.html: its own count, section with the reason, verdict not "passed"
+    page = (tmp_path / "out-lab" / "report.html").read_text()
+    assert '<div class="count needs_operator" data-outcome="needs_operator"><b>5</b>needs operator</div>' in page
+    section = page.split('<section id="needs-operator">')[1].split("</section>")[0]
+    assert section.count('<article class="problem needs_operator"') == 5
+    assert "type 40172635 on the keypad of the phone" in section and "power-cycle the phone by hand" in section
+    assert 'id="verdict">incomplete<' in page
+
+
+def test_the_operator_marker_leaves_simulated_devices_alone(tmp_path: Path) -> None:
+    done, doc = _operator_run(tmp_path, "sim", "--enrollab-unattended")
+    marked = [t for t in doc["tests"] if t["name"] == "test_marked"]
+    assert [(t["device"], t["outcome"]) for t in marked] == [("J179@4.1.11.0.9#A4251B0000B1", "pass")]
+    assert doc["summary"]["needs_operator"] == 2  # the NeedsOperator raised in a body and in a fixture
+    assert done.returncode == 1, done.stdout + done.stderr
+
+
+def test_attended_the_operator_marker_does_nothing_at_set_up(tmp_path: Path) -> None:
+    """On a terminal, without --enrollab-unattended: the marked test runs (its driver would prompt)."""
+    import pexpect
+
+    (tmp_path / "lab.toml").write_text(OPERATOR_LAB)
+    (tmp_path / "conftest.py").write_text(OPERATOR_CONFTEST)
+    (tmp_path / "test_operator.py").write_text(OPERATOR_TESTS)
+    env = {k: v for k, v in os.environ.items() if k != "ENROLLAB_NO_OPERATOR"}
+    child = pexpect.spawn(sys.executable, ["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:faker", "-p",
+                                           "no:hypothesispytest", "-o", "asyncio_default_fixture_loop_scope=function",
+                                           "test_operator.py", "-k", "test_marked and not not_applicable",
+                                           "--target=lab", "--lab=lab.toml", "--report-dir=out"],
+                          cwd=str(tmp_path), env=env, encoding="utf-8", timeout=120)
+    child.expect(pexpect.EOF)
+    child.close()
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [(t["name"], t["outcome"]) for t in doc["tests"]] == [("test_marked", "pass"), ("test_marked", "pass")]
+    assert child.exitstatus == 0, child.before

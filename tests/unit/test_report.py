@@ -21,14 +21,19 @@ from harness.report import (
     report_schema,
     rule_coverage,
     summarize,
+    summary_line,
     validate_report,
+    with_added_counts,
     write_report,
 )
 from harness.report_html import render_html
 
+# A report written before issue 14: without the needs_operator counts (a report enrollab must still read).
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-report.json"
 J179 = "J179@4.1.11.0.9#A4251B000001"
 B199 = "B199@1.0.1#B0ADAA000004"
+K175 = "K175@2.0#C81FEA000003"  # a physical phone in the sample
+TYPE_THE_CODE = "type the enrollment code on the keypad"
 
 
 def sample() -> dict[str, Any]:
@@ -47,9 +52,17 @@ def find(doc: dict[str, Any], name: str, device: str | None = None) -> dict[str,
     return next(t for t in doc["tests"] if t["name"] == name and t["device"] == device)
 
 
+def needing_an_operator(doc: dict[str, Any], name: str = "test_enrolls_with_8_digit_code",
+                        device: str | None = K175, reason: str = TYPE_THE_CODE) -> dict[str, Any]:
+    """`doc` (refreshed) with one test of a physical phone ended *needs operator*."""
+    test = find(doc, name, device)
+    test.update(outcome="needs_operator", reason=reason, message=None)
+    return refresh(doc)
+
+
 def with_outcomes(*outcomes: str) -> dict[str, Any]:
     """The sample cut down to one test per given outcome."""
-    doc = sample()
+    doc = needing_an_operator(sample())
     doc["tests"] = [copy.deepcopy(next(t for t in doc["tests"] if t["outcome"] == o)) for o in outcomes]
     for i, test in enumerate(doc["tests"]):
         test["id"] += f"#{i}"
@@ -63,9 +76,9 @@ def test_the_sample_is_a_valid_self_consistent_record() -> None:
     doc = sample()
     validate_report(doc)
     assert report_schema()["$schema"].endswith("2020-12/schema")
-    assert doc == refresh(copy.deepcopy(doc))
+    assert with_added_counts(doc) == refresh(copy.deepcopy(doc))
     outcomes = {t["outcome"] for t in doc["tests"]}
-    assert outcomes == {o.value for o in Outcome}
+    assert outcomes == {o.value for o in Outcome} - {"needs_operator"}  # written before issue 14
     assert {d["model"] for d in doc["devices"]} >= {"B199", "K175"}
     assert len(doc["features"]) == 16
 
@@ -90,6 +103,13 @@ BAD = [
      "report-invalid", ".reason"),
     ("fail without message", lambda d: find(d, "test_device_group_id_applied", J179).update(message=None),
      "report-invalid", ".message"),
+    ("needs operator without reason", lambda d: needing_an_operator(d, reason=""), "report-invalid", ".reason"),
+    ("step 'skipped'", lambda d: find(d, "test_device_group_id_applied", J179)["steps"][0].update(outcome="skipped"),
+     "report-invalid", ".steps[0].outcome"),
+    ("needs_operator count lies", lambda d: d["summary"].update(needs_operator=2), "report-inconsistent",
+     "$.summary.needs_operator"),
+    ("needs_operator missing but counted", lambda d: needing_an_operator(d)["summary"].pop("needs_operator"),
+     "report-inconsistent", "$.summary.needs_operator: says 0 but the tests count 1"),
     ("cell 'passed'", lambda d: d["matrix"][J179].update({"provisioning-urls": "passed"}), "report-invalid",
      '$.matrix["J179@4.1.11.0.9#A4251B000001"]["provisioning-urls"]'),
     ("schema_version 2", lambda d: d.update(schema_version=2), "report-unsupported-version", "schema_version 2"),
@@ -130,12 +150,16 @@ def test_optional_extra_fields_are_allowed() -> None:
     [
         (["pass", "fail", "error", "not_applicable"], "fail"),
         (["pass", "error", "not_applicable"], "error"),
+        (["pass", "error", "needs_operator"], "error"),
+        (["pass", "needs_operator", "not_applicable"], "needs_operator"),
+        (["needs_operator"], "needs_operator"),
         (["not_applicable", "pass"], "pass"),
         (["not_applicable", "not_applicable"], "not_applicable"),
         ([], "not_applicable"),
     ],
 )
-def test_a_cell_is_fail_then_error_then_pass_then_not_applicable(outcomes: list[str], cell: str) -> None:
+def test_a_cell_is_fail_then_error_then_needs_operator_then_pass_then_not_applicable(
+        outcomes: list[str], cell: str) -> None:
     assert aggregate_cell(outcomes) is Outcome(cell)
 
 
@@ -160,11 +184,15 @@ def test_summary_and_rule_coverage_count_each_outcome() -> None:
         {"outcome": "fail", "rules": ["ENR-2"]},
         {"outcome": "not_applicable", "rules": ["ENR-2"]},
         {"outcome": "error", "rules": []},
+        {"outcome": "needs_operator", "rules": ["ENR-2"]},
     ]
-    assert summarize(tests) == {"pass": 1, "fail": 1, "error": 1, "not_applicable": 1, "total": 4}
+    summary = summarize(tests)
+    assert summary == {"pass": 1, "fail": 1, "error": 1, "needs_operator": 1, "not_applicable": 1, "total": 5}
+    assert summary_line(summary) == "1 pass, 1 fail, 1 error, 1 needs operator, 1 not applicable"
     coverage = rule_coverage(tests)
     assert list(coverage) == ["EC-3", "ENR-2", "ENR-10"]
-    assert coverage["ENR-2"] == {"pass": 0, "fail": 1, "error": 0, "not_applicable": 1}
+    assert coverage["ENR-2"] == {"pass": 0, "fail": 1, "error": 0, "needs_operator": 1, "not_applicable": 1}
+    assert Outcome.NEEDS_OPERATOR.label == "needs operator" and Outcome.NOT_APPLICABLE.label == "n/a"
     with pytest.raises(ValueError):
         summarize([{"outcome": "skipped"}])
 
@@ -178,9 +206,12 @@ def test_summary_and_rule_coverage_count_each_outcome() -> None:
         (["pass", "fail"], 1),
         (["pass", "error"], 1),
         (["not_applicable", "error"], 1),
+        (["pass", "needs_operator"], 1),  # not finished is not green
+        (["needs_operator", "not_applicable"], 1),
     ],
 )
-def test_exit_status_is_zero_only_without_fail_and_error(outcomes: list[str], status: int) -> None:
+def test_exit_status_is_zero_only_when_every_test_passed_or_was_not_applicable(
+        outcomes: list[str], status: int) -> None:
     doc = with_outcomes(*outcomes)
     validate_report(doc)
     assert exit_status(doc) == status
@@ -190,7 +221,19 @@ def test_exit_status_is_zero_only_without_fail_and_error(outcomes: list[str], st
 
 
 def test_load_report_reads_a_valid_file(tmp_path: Path) -> None:
-    assert load_report(SAMPLE) == sample()
+    assert load_report(SAMPLE) == with_added_counts(sample())
+
+
+def test_a_report_from_before_needs_operator_reads_as_zero_of_them(tmp_path: Path) -> None:
+    old = sample()
+    assert "needs_operator" not in old["summary"]
+    validate_report(old)
+    loaded = load_report(SAMPLE)
+    assert loaded["summary"]["needs_operator"] == 0
+    assert all(counts["needs_operator"] == 0 for counts in loaded["rules"].values())
+    assert loaded["summary"] == summarize(old["tests"]) and loaded["rules"] == rule_coverage(old["tests"])
+    assert summary_line(old["summary"]) == "51 pass, 3 fail, 1 error, 0 needs operator, 15 not applicable"
+    assert with_added_counts(loaded) == loaded  # a current report is left as it is
 
 
 @pytest.mark.parametrize(
@@ -221,7 +264,7 @@ def test_write_report_writes_json_and_html_atomically(tmp_path: Path) -> None:
     out = tmp_path / "reports" / "run-1"
     files = write_report(sample(), out)
     assert files.json == out / "report.json" and files.html == out / "report.html"
-    assert load_report(files.json) == sample()
+    assert load_report(files.json) == with_added_counts(sample())
     assert files.html.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json"]  # no temporary left
 
@@ -331,3 +374,35 @@ def test_html_of_a_server_suite_run_has_no_matrix_rows() -> None:
     page = render_html(doc)
     assert "No devices under test in this run." in page and 'id="matrix"' not in page
     assert "test_locks_after_wrong_codes" in page.split('<section id="failures">')[1]
+
+
+def test_html_shows_needs_operator_as_its_own_outcome_with_what_to_do() -> None:
+    doc = needing_an_operator(sample())
+    validate_report(doc)
+    page = render_html(doc)
+    counts = dict(re.findall(r'<div class="count ([a-z_]+)" data-outcome="[a-z_]+"><b>([0-9]+)</b>', page))
+    assert counts == {"pass": "50", "fail": "3", "error": "1", "needs_operator": "1", "not_applicable": "15"}
+    section = page.split('<section id="needs-operator">')[1].split("</section>")[0]
+    assert section.count('<article class="problem needs_operator"') == 1
+    assert '<span class="badge needs_operator">needs operator</span>' in section
+    assert f"test_enrolls_with_8_digit_code[{K175}]" in section and TYPE_THE_CODE in section
+    # its matrix cell is the needs-operator colour and links to that section
+    cell = re.search(r'<td data-outcome="needs_operator" data-feature="8-digit-numeric-enrollment-code" '
+                     r'title="([^"]*)"><a href="#(t[0-9]+)">\?</a></td>', page)
+    assert cell is not None and TYPE_THE_CODE in cell.group(1)
+    assert f'id="{cell.group(2)}" data-outcome="needs_operator"' in section
+    # it is not among the failures, and all tests show the reason
+    assert TYPE_THE_CODE not in page.split('<section id="failures">')[1].split("</section>")[0]
+    row = page.split('<section id="all-tests">')[1]
+    assert f'<a href="#{cell.group(2)}">conformance/device/test_codes.py::test_enrolls_with_8_digit_code[{K175}]' in row
+    assert "needs_operator" in page.split('<table id="rules"')[1].split("</table>")[0]
+    assert 'id="verdict">failed<' in page  # the sample has failures too
+
+
+def test_html_of_a_run_that_only_needed_an_operator_is_incomplete_not_passed() -> None:
+    page = render_html(with_outcomes("pass", "needs_operator", "not_applicable"))
+    assert 'id="verdict">incomplete<' in page
+    assert "1 needing an operator" in page.split("</title>")[0]
+    assert "None: nothing failed and nothing errored." in page
+    assert "None: no test needed a person at the bench." not in page
+    assert "None: no test needed a person at the bench." in render_html(with_outcomes("pass"))

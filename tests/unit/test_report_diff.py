@@ -7,9 +7,7 @@ from typing import Any
 
 from harness.report import validate_report
 from harness.report_diff import diff_reports, render_diff
-from tests.unit.test_report import B199, J179, find, refresh, sample
-
-K175 = "K175@2.0#C81FEA000003"
+from tests.unit.test_report import B199, J179, K175, find, refresh, sample
 
 
 def rerun(change: Any) -> dict[str, Any]:
@@ -22,7 +20,7 @@ def rerun(change: Any) -> dict[str, Any]:
 
 def set_outcome(test: dict[str, Any], outcome: str, text: str | None = None) -> None:
     test["outcome"] = outcome
-    test["reason"] = text if outcome == "not_applicable" else None
+    test["reason"] = text if outcome in ("not_applicable", "needs_operator") else None
     test["message"] = text if outcome in ("fail", "error") else None
 
 
@@ -157,3 +155,27 @@ def test_the_diff_is_json_for_programs() -> None:
     diff = diff_reports(sample(), sample())
     data = json.loads(json.dumps(diff.as_dict()))
     assert data["has_regressions"] is False and data["old"]["version"] == "0.1.0"
+
+
+def test_pass_to_needs_operator_gates_like_an_error_and_back_is_an_improvement() -> None:
+    """A test that passed and could not be run now (nobody at the bench) has not shown that nothing broke."""
+    def unattended(doc: dict[str, Any]) -> None:
+        set_outcome(find(doc, "test_enrolls_with_8_digit_code", K175), "needs_operator",
+                    "type the enrollment code on the keypad")
+        set_outcome(find(doc, "test_upgrades_before_redirect", K175), "needs_operator", "power-cycle it by hand")
+
+    old, new = sample(), rerun(unattended)  # OLD is a report from before needs_operator existed
+    diff = diff_reports(old, new)
+    assert {(c.kind, c.old, c.new) for c in diff.regressions} == {
+        ("test", "pass", "needs_operator"), ("cell", "pass", "needs_operator")}
+    assert [(c.old, c.new) for c in diff.changed] == [("error", "needs_operator")]  # neither better nor worse
+    text = render_diff(diff)
+    assert "REGRESSIONS (2):" in text and "pass → needs operator" in text
+    assert "type the enrollment code on the keypad" in text
+    assert "70 tests: 50 pass, 3 fail, 0 error, 2 needs operator, 15 not applicable" in text
+    assert "70 tests: 51 pass, 3 fail, 1 error, 0 needs operator, 15 not applicable" in text
+
+    back = diff_reports(new, old)
+    assert not back.has_regressions
+    assert {(c.kind, c.old, c.new) for c in back.improvements} == {
+        ("test", "needs_operator", "pass"), ("cell", "needs_operator", "pass")}
