@@ -20,6 +20,10 @@ import pytest
 from harness.dut import Outcome, OutcomeResult, User
 from harness.scripted_des import Answer, ScriptedDES, code_invalid, code_required, locked, rejected
 
+# Every test here has the person at the phone type codes: on a physical phone that is somebody at
+# the keypad (unattended, these tests end "needs operator" there).
+pytestmark = pytest.mark.operator("type the enrollment codes the phone asks for on its keypad")
+
 NEC8 = "40172635"
 NEC8_WRONG = "40172636"
 NEC12 = "730156284917"

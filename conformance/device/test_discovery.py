@@ -31,6 +31,10 @@ from simulators.network import NetworkOffer, NetworkServer, StaticNetwork, sson_
 from simulators.phone import User
 
 NEEDS = ("provisioning-urls", "https-provisioning-url")
+# A physical phone's auto-provisioning prompt is answered by a person (the `operator` marker:
+# unattended, these tests end "needs operator" on physical phones).
+DECLINE = "answer No at the phone's auto-provisioning prompt"
+ACCEPT = "answer Yes at the phone's auto-provisioning prompt"
 
 
 class FixedNetwork:
@@ -77,6 +81,7 @@ async def _boot(dut: Any, step: Any, answer: str) -> Any:
 
 
 @pytest.mark.needs(*NEEDS)
+@pytest.mark.operator(DECLINE)
 @pytest.mark.steps("arrange", "boot", "check")
 async def test_option_242_server_is_used_when_auto_provisioning_is_declined(
         dut: Any, des: ScriptedDES, file_server: Any, step: Any) -> None:
@@ -91,6 +96,7 @@ async def test_option_242_server_is_used_when_auto_provisioning_is_declined(
 
 
 @pytest.mark.needs(*NEEDS)
+@pytest.mark.operator(DECLINE)
 @pytest.mark.steps("arrange", "boot", "check")
 async def test_lldp_file_server_is_used_only_when_dhcp_named_none(dut: Any, des: ScriptedDES, step: Any) -> None:
     # The TLV carries an address only: http://127.0.0.1/ (port 80, nothing listens in a test run);
@@ -106,6 +112,7 @@ async def test_lldp_file_server_is_used_only_when_dhcp_named_none(dut: Any, des:
 
 
 @pytest.mark.needs(*NEEDS)
+@pytest.mark.operator(DECLINE)
 @pytest.mark.steps("arrange", "boot", "check")
 async def test_lldp_does_not_override_the_server_option_242_set(
         dut: Any, des: ScriptedDES, file_server: Any, step: Any) -> None:
@@ -120,6 +127,7 @@ async def test_lldp_does_not_override_the_server_option_242_set(
 
 
 @pytest.mark.needs(*NEEDS)
+@pytest.mark.operator(ACCEPT)
 @pytest.mark.steps("arrange", "boot", "check")
 async def test_des_is_asked_when_nothing_named_a_server(
         dut: Any, des: ScriptedDES, file_server: Any, step: Any) -> None:

@@ -1,5 +1,5 @@
 """`enrollab conformance run` (PROTOCOL §4) in a subprocess: the three files, and the exit status
-for pass (0), fail (1), all not applicable (0) and bad input (2)."""
+for pass (0), fail (1), all not applicable (0), needs operator (1) and bad input (2)."""
 
 from __future__ import annotations
 
@@ -100,6 +100,45 @@ def test_a_run_that_is_all_not_applicable_exits_0(tmp_path: Path) -> None:
                             "total": 1}
     assert doc["tests"][0]["reason"] == "K165 1.1: HTTP provisioning URL needs 1.1SP1"
     assert "1 not applicable" in done.stdout
+
+
+def test_unattended_the_suites_code_and_prompt_tests_need_an_operator_on_a_physical_phone(tmp_path: Path) -> None:
+    """The device suite's own `operator` markers (typing codes, answering the prompt): on a physical
+    phone with nobody at the bench they end needs operator, the run exits 1 and says why; the same
+    tests on a simulated phone run (one passes, one is n/a by its feature)."""
+    lab = lab_file(tmp_path, '[[devices]]\ndriver = "physical"\nmodel = "J179"\nfirmware = "4.1.11.0.9"\n'
+                   'mac = "A4251B0C3D5E"\nip = "192.0.2.21"\nreboot = "manual"\n\n'
+                   '[[devices]]\ndriver = "simulated"\nmodel = "J179"\nfirmware = "4.1.11.0.9"\n')
+    selected = "test_8_digit_code_is_sent or test_8_digit_code_not_sent or test_des_is_asked_when_nothing"
+    done = enrollab(tmp_path, "conformance", "run", "--target", "lab", "--lab", str(lab), "--suite", "device",
+                    "--unattended", "-k", selected, "--report-dir", "lab")
+    assert done.returncode == 1, done.stdout + done.stderr
+    doc = load_report(tmp_path / "lab" / "report.json")
+    outcomes = {t["name"]: (t["outcome"], t["reason"]) for t in doc["tests"]}
+    assert outcomes["test_8_digit_code_is_sent"] == (
+        "needs_operator", "type the enrollment codes the phone asks for on its keypad")
+    assert outcomes["test_des_is_asked_when_nothing_named_a_server"] == (
+        "needs_operator", "answer Yes at the phone's auto-provisioning prompt")
+    na, why = outcomes["test_8_digit_code_not_sent_without_the_feature"]  # n/a wins: the J179 has 8-digit codes
+    assert na == "not_applicable" and why.startswith("a negative check for devices without")
+    assert "0 fail, 0 error, 2 needs operator, 1 not applicable of 3" in done.stdout
+    assert "need a person at the bench: run again attended" in done.stdout
+
+    done = enrollab(tmp_path, "conformance", "run", "--target", "sim", "--lab", str(lab), "--suite", "device",
+                    "--unattended", "-k", selected, "--report-dir", "sim")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert load_report(tmp_path / "sim" / "report.json")["summary"]["needs_operator"] == 0
+
+
+def test_help_states_the_exit_status_rule() -> None:
+    from harness.cli import main
+
+    done = CliRunner().invoke(main, ["conformance", "run", "--help"])
+    assert done.exit_code == 0
+    text = " ".join(done.output.split())
+    assert "0 every test passed or was not applicable" in text
+    assert "1 a test failed, errored, or needs an operator" in text
+    assert "--unattended" in text
 
 
 def test_bad_input_exits_2_naming_line_and_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
