@@ -17,10 +17,11 @@ import pytest
 
 from harness.report import write_report
 from tests.lab_tiers import gap
-from tests.unit.test_report import sample
+from tests.unit.test_report import needing_an_operator, sample
 
 CHROMIUM = Path(os.environ.get("ENROLLAB_CHROMIUM", "/usr/bin/chromium"))
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "report-screenshot.png"
+OUTCOMES = ("pass", "fail", "error", "needs_operator", "not_applicable")
 
 
 def test_report_html_renders_the_matrix_in_headless_chromium(tmp_path: Path) -> None:
@@ -30,7 +31,7 @@ def test_report_html_renders_the_matrix_in_headless_chromium(tmp_path: Path) -> 
         "playwright.sync_api", reason="Playwright is missing: pip install -e '.[test]' (the test extra)"
     )
 
-    doc = sample()
+    doc = needing_an_operator(sample())  # every outcome has a cell
     files = write_report(doc, tmp_path / "report")
     screenshot = tmp_path / "report-screenshot.png"
     with sync_api.sync_playwright() as pw:
@@ -45,7 +46,7 @@ def test_report_html_renders_the_matrix_in_headless_chromium(tmp_path: Path) -> 
             sync_api.expect(rows).to_have_count(len(doc["devices"]))
             for i in range(len(doc["devices"])):
                 sync_api.expect(rows.nth(i).locator("td[data-outcome]")).to_have_count(len(doc["features"]))
-            for outcome in ("pass", "fail", "error", "not_applicable"):
+            for outcome in OUTCOMES:
                 expected = sum(cell == outcome for row in doc["matrix"].values() for cell in row.values())
                 sync_api.expect(matrix.locator(f'td[data-outcome="{outcome}"]')).to_have_count(expected)
 
@@ -53,8 +54,8 @@ def test_report_html_renders_the_matrix_in_headless_chromium(tmp_path: Path) -> 
                 cell = matrix.locator(f'td[data-outcome="{outcome}"]').first
                 return str(cell.evaluate("cell => getComputedStyle(cell).backgroundColor"))
 
-            colours = {outcome: background(outcome) for outcome in ("pass", "fail", "error", "not_applicable")}
-            assert len(set(colours.values())) == 4, colours
+            colours = {outcome: background(outcome) for outcome in OUTCOMES}
+            assert len(set(colours.values())) == len(OUTCOMES), colours
             assert all(c not in ("rgba(0, 0, 0, 0)", "transparent") for c in colours.values()), colours
 
             # the matrix is laid out as a grid: cells side by side, not collapsed
