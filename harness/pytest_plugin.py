@@ -8,7 +8,7 @@ suites' coroutines run under pytest-asyncio in auto mode, each test on its own l
 
 Options
     --target sim|lab     which devices of the lab: simulated (default) or physical phones
-                         (no physical drivers yet: their device tests end in *error*)
+                         (`harness.physical.device.PhysicalDevice`)
     --lab LAB.toml       the lab file (`harness.lab`); default `fixtures/labs/example-sim.toml`
     --server URL         a running enrollment server (PROTOCOL.md) instead of the lab's; the
                          platform administrator from ENROLLAB_ADMIN_LOGIN (default `admin`) and
@@ -54,8 +54,9 @@ Fixtures
                          it did during the test goes into `evidence.events`. A simulated one
                          (`harness.dut.SimulatedDevice`) also has `.phone`, `.faults` (fault
                          knobs), `.reissue_certificate(expired=True | foreign=True)`, `.link`.
-                         A lab without devices for the target, or a device without a driver
-                         (physical: not yet), makes the test an *error*, never a skip.
+                         A lab without devices for the target, or a device whose driver cannot
+                         be bound (e.g. a physical one when the server is unreachable), makes the
+                         test an *error*, never a skip.
     step                 (function) `harness.steps.StepRecorder`:
                          `with step("enroll", evidence={...}) as s: …; s.record(key=value)`.
 
@@ -736,8 +737,7 @@ def dut(request: pytest.FixtureRequest) -> Iterator[Any]:
     if isinstance(spec, _NoDevice):
         raise LabError(
             "no-devices",
-            f"the lab ({cs.lab_file}) lists no {spec.driver} devices for --target {spec.target}"
-            + (": no physical drivers yet" if spec.driver == "physical" else ""),
+            f"the lab ({cs.lab_file}) lists no {spec.driver} devices for --target {spec.target}",
         )
     device = cs.device(spec)
     mark = len(device.events)
