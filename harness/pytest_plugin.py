@@ -18,7 +18,9 @@ Options
     --enrollab-seed N    overrides the lab's `[options] seed`
     --enrollab-unattended
                          nobody is at the bench (`enrollab conformance run --unattended`): tests
-                         marked `operator` end *needs operator* on devices that are not simulated.
+                         marked `operator` end *needs operator* on devices that are not simulated,
+                         and physical drivers ask nobody (`ConformanceSession.unattended`: their
+                         bench is unattended, so a prompt they would show is *needs operator*).
                          A run without a controlling terminal (CI, cron) or with
                          ENROLLAB_NO_OPERATOR set is unattended anyway.
 
@@ -191,10 +193,11 @@ def activate(config: pytest.Config) -> None:
         config.option.xmlpath = str(report_path / "junit.xml")
     if getattr(config.option, "asyncio_mode", None) is None:
         config.option.asyncio_mode = "auto"  # the suites are coroutines
-    session = ConformanceSession(lab, target=target, lab_file=str(path), report_dir=report_path, command=command_line())
+    unattended = bool(config.getoption("enrollab_unattended", False))
+    session = ConformanceSession(lab, target=target, lab_file=str(path), report_dir=report_path, command=command_line(),
+                                 unattended=unattended)
     config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(
-        _Conformance(session, unattended=config.getoption("enrollab_unattended", False)), "enrollab-conformance")
+    config.pluginmanager.register(_Conformance(session, unattended=unattended), "enrollab-conformance")
 
 
 def conformance_session(config: pytest.Config) -> Any:

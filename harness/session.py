@@ -320,9 +320,12 @@ class ConformanceSession:
         lab_file: str | None,
         report_dir: Path | None = None,
         command: str = "",
+        unattended: bool = False,
     ) -> None:
         self.lab = lab
         self.target = target
+        # `--unattended`: nobody at the bench, whatever the terminal says (physical drivers ask no one)
+        self.unattended = unattended
         self.lab_file = lab_file
         self.report_dir = report_dir
         self.command = command
@@ -442,7 +445,8 @@ class ConformanceSession:
 
         server = self.server()
         return Bench(admin=server.admin, device_url=server.device_url, files=self.file_servers,
-                     netns=self.path.netns if self.path is not None else None)
+                     netns=self.path.netns if self.path is not None else None,
+                     attended=False if self.unattended else None)
 
     def device(self, spec: DeviceSpec) -> Any:
         """The driver bound to a lab device (one per device for the session; errors remembered)."""

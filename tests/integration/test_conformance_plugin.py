@@ -552,3 +552,26 @@ def test_attended_the_operator_marker_does_nothing_at_set_up(tmp_path: Path) -> 
     doc = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [(t["name"], t["outcome"]) for t in doc["tests"]] == [("test_marked", "pass"), ("test_marked", "pass")]
     assert child.exitstatus == 0, child.before
+
+
+def test_unattended_on_a_terminal_the_physical_driver_asks_nobody(tmp_path: Path) -> None:
+    """--enrollab-unattended reaches the PhysicalDevice (its bench is unattended) even where a terminal
+    is there to ask on: a phone rebooted by hand (reboot = "manual") ends the test needs operator."""
+    import pexpect
+
+    (tmp_path / "lab.toml").write_text(OPERATOR_LAB)
+    (tmp_path / "test_boot.py").write_text("async def test_boot(dut):\n    await dut.boot()\n")
+    env = {k: v for k, v in os.environ.items() if k != "ENROLLAB_NO_OPERATOR"}
+    child = pexpect.spawn(sys.executable, ["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:faker", "-p",
+                                           "no:hypothesispytest", "-o", "asyncio_default_fixture_loop_scope=function",
+                                           "test_boot.py", "--target=lab", "--lab=lab.toml", "--report-dir=out",
+                                           "--enrollab-unattended"],
+                          cwd=str(tmp_path), env=env, encoding="utf-8", timeout=120)
+    child.expect(pexpect.EOF)
+    child.close()
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [(t["outcome"], t["reason"]) for t in doc["tests"]] == [
+        ("needs_operator", "power-cycle the phone A4251B0C3D5E (MAC A4251B0C3D5E)"),
+        ("needs_operator", "power-cycle the phone B0ADAA0C3D60 (MAC B0ADAA0C3D60)"),
+    ], child.before
+    assert child.exitstatus == 1
