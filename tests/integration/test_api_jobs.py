@@ -1,7 +1,7 @@
 """Bulk device jobs over the admin API: action sets and roles (DEV-9), per-device results and
 export (DEV-10), selecting all devices of an account (DEV-12) or by label (DEV-8), selecting
-devices by an uploaded CSV file (DEV-9, DEV-12), and failing jobs a stopped server left
-IN PROGRESS (DEV-10)."""
+devices by an uploaded CSV file (DEV-9, DEV-12), and resuming or failing the jobs a stopped server
+left IN PROGRESS (DEV-10)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import asyncio
 import csv
 import io
 import json
+import subprocess
+import sys
 import zipfile
 from typing import Any
 
@@ -379,7 +381,7 @@ async def test_dev12_upload_selects_more_devices_than_one_batch(admin: ApiClient
     assert (await search(sp, limit="1"))["total"] == n
 
 
-# --- interrupted jobs (a server stopped mid-way) --------------------------------------------------
+# --- interrupted jobs (a server stopped mid-way): resumed, or failed ------------------------------
 
 
 async def _job_row(server: Running, job_id: int) -> Job:
@@ -397,9 +399,17 @@ async def stuck_job(
     runner: str = "another-server",
     done: int = 1,
     params: dict[str, Any] | None = None,
+    resumed: int = 0,
+    total: int = 3,
 ) -> int:
-    """A job as a server that stopped mid-way leaves it: IN PROGRESS, `done` of 3 results written."""
+    """A job as a server that stopped mid-way leaves it: IN PROGRESS, `done` of `total` results
+    written (for the first `done` MACs of `params`, or made-up ones)."""
     ctx = server.opened.ctx
+    params = params or {"selection": "macs", "macs": []}
+    subjects = (params.get("macs") or [f"A42546{i:06X}" for i in range(done)])[:done]
+    summary: dict[str, Any] = {"total": total, "done": done, "succeeded": done, "failed": 0}
+    if resumed:
+        summary["resumed"] = resumed
     async with ctx.store.transaction() as s:
         job = Job(
             account_id=account_id,
@@ -407,33 +417,49 @@ async def stuck_job(
             name="stuck",
             kind="devices",
             actions=["activate"],
-            params=params or {"selection": "macs", "macs": []},
+            params=params,
             status="IN PROGRESS",
-            summary={"total": 3, "done": done, "succeeded": done, "failed": 0},
+            summary=summary,
             created_at=ctx.clock(),
             heartbeat_at=ctx.clock() if heartbeat else None,
             runner_id=runner if heartbeat else None,
         )
         s.add(job)
         await s.flush()
-        s.add_all(JobResult(job_id=job.id, subject=f"A42546{i:06X}", status="SUCCESS") for i in range(done))
+        s.add_all(JobResult(job_id=job.id, subject=mac, status="SUCCESS") for mac in subjects)
         return job.id
 
 
-async def test_dev10_a_job_without_heartbeat_for_5_minutes_is_failed_as_interrupted(
+def gone_runner() -> str:
+    """The runner id of a server process of this host that has exited."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return f"{jobs.runner.HOST}:{int(child.stdout)}:0123456789ab"
+
+
+async def _activate_job_params(server: Running, sp: ApiClient, macs: list[str]) -> dict[str, Any]:
+    """The params a real `activate` job on `macs` stores (actor, context, selection)."""
+    ans = (await sp.post("/jobs", {"name": "template", "actions": ["activate"], "macs": macs[:1]})).ok()
+    assert (await wait_job(sp, ans["id"]))["status"] == "COMPLETE"
+    params = dict((await _job_row(server, ans["id"])).params)
+    params["macs"] = macs
+    return params
+
+
+async def test_dev10_a_job_without_heartbeat_for_the_lease_is_failed_when_it_cannot_be_resumed(
     server: Running, admin: ApiClient, clock: FakeClock
 ) -> None:
-    """DEV-10: the sweep fails a job whose server stopped; processed devices keep their results,
-    and a job another server is still running (fresh heartbeat) is untouched."""
+    """DEV-10: the sweep fails a job whose server stopped and that holds no actor or context to
+    resume with; processed devices keep their results, and a job another server is still
+    running (fresh heartbeat) is untouched."""
     sp = await admin.new_account("service_provider")
     ctx = server.opened.ctx
     stale = await stuck_job(server, sp.account_id)
     legacy = await stuck_job(server, sp.account_id, heartbeat=False)  # from before heartbeats existed
-    clock.advance(minutes=4)
-    assert await jobs.sweep_interrupted_jobs(ctx) == []  # 4 minutes: maybe just slow
+    clock.advance(minutes=1)
+    assert await jobs.sweep_interrupted_jobs(ctx) == jobs.Sweep()  # 1 minute: maybe just slow
     clock.advance(minutes=2)
     fresh = await stuck_job(server, sp.account_id, runner="live-server", done=2)
-    assert await jobs.sweep_interrupted_jobs(ctx) == [stale, legacy]
+    assert await jobs.sweep_interrupted_jobs(ctx) == jobs.Sweep(failed=[stale, legacy])
 
     job = (await sp.get(f"/jobs/{stale}")).ok()
     assert job["status"] == "FAIL" and job["summary"]["reason"] == "interrupted"
@@ -446,53 +472,124 @@ async def test_dev10_a_job_without_heartbeat_for_5_minutes_is_failed_as_interrup
     still = (await sp.get(f"/jobs/{fresh}")).ok()
     assert still["status"] == "IN PROGRESS" and still["finished_at"] is None and "reason" not in still["summary"]
     # Sweeping again changes nothing: the failed jobs stay as they are, the fresh one runs on.
-    clock.advance(minutes=4)
-    assert await jobs.sweep_interrupted_jobs(ctx) == []
+    clock.advance(minutes=1)
+    assert await jobs.sweep_interrupted_jobs(ctx) == jobs.Sweep()
     assert (await sp.get(f"/jobs/{fresh}")).ok()["status"] == "IN PROGRESS"
     assert (await sp.get("/jobs", status="FAIL")).ok()["total"] == 2
 
 
-async def test_dev10_the_sweep_never_fails_a_job_this_server_is_running(
+async def test_dev10_the_sweep_never_takes_a_job_this_server_is_running(
     server: Running, admin: ApiClient, clock: FakeClock
 ) -> None:
-    """DEV-10: a slow batch of this process (heartbeat late) is slow, not dead."""
+    """DEV-10: a slow batch of this process (heartbeat late) is slow, not dead; the sweep renews
+    its lease."""
     sp = await admin.new_account("service_provider")
     ctx = server.opened.ctx
     job_id = await stuck_job(server, sp.account_id, runner=jobs.RUNNER_ID)
     clock.advance(minutes=10)
-    key = (id(ctx), job_id)
+    key = jobs.live_key(ctx, job_id)
     jobs._live.add(key)
     try:
-        assert await jobs.sweep_interrupted_jobs(ctx) == []
+        assert await jobs.sweep_interrupted_jobs(ctx) == jobs.Sweep()
+        assert (await sp.get(f"/jobs/{job_id}")).ok()["heartbeat_at"] == clock().isoformat()
     finally:
         jobs._live.discard(key)
     assert (await sp.get(f"/jobs/{job_id}")).ok()["status"] == "IN PROGRESS"
-    # Once its task is gone, it is as dead as any other.
-    assert await jobs.sweep_interrupted_jobs(ctx) == [job_id]
+    # Once its task is gone and its lease ran out, it is as dead as any other.
+    clock.advance(minutes=3)
+    assert await jobs.sweep_interrupted_jobs(ctx) == jobs.Sweep(failed=[job_id])
 
 
-async def test_dev10_the_runner_heartbeats_and_stops_on_a_job_failed_meanwhile(
+async def test_dev10_a_job_whose_server_process_is_gone_is_resumed_at_once_where_it_stopped(
+    server: Running, admin: ApiClient
+) -> None:
+    """DEV-10: a job of a server process of this host that no longer runs is taken over at the
+    next sweep (no lease to wait out) and goes on after its last committed batch: every device
+    has exactly one result, the counts match them, and the devices done before are not redone."""
+    sp = await admin.new_account("service_provider")
+    macs = await fleet(admin, [device(m) for m in macs_for("A42548", 5)])
+    await claim_all(sp, macs)
+    params = await _activate_job_params(server, sp, macs[:1])
+    params["macs"] = macs[1:]
+    # A dead server activated the first of the four (device and result in one batch) and stopped.
+    (await sp.post("/devices/activate", {"macs": macs[1:2]})).ok()
+    job_id = await stuck_job(server, sp.account_id, runner=gone_runner(), params=params, done=1, total=4)
+    assert await jobs.sweep_interrupted_jobs(server.opened.ctx) == jobs.Sweep(resumed=[job_id])
+    job = await wait_job(sp, job_id)
+    assert job["status"] == "COMPLETE", job
+    assert job["runner_id"] == jobs.RUNNER_ID and job["summary"]["resumed"] == 1
+    assert {k: job["summary"][k] for k in ("total", "done", "succeeded", "failed")} == {
+        "total": 4,
+        "done": 4,
+        "succeeded": 4,
+        "failed": 0,
+    }
+    assert sorted(r["subject"] for r in job["results"]["items"]) == macs[1:]
+    for mac in macs[1:]:
+        assert (await sp.get(f"/devices/{mac}")).ok()["activated"] is True
+
+
+async def test_dev10_a_labels_job_resumes_after_the_last_device_it_did(server: Running, admin: ApiClient) -> None:
+    """DEV-10: a labels or all job pages on in MAC order after the greatest MAC with a result."""
+    sp = await admin.new_account("service_provider")
+    macs = await fleet(admin, [device(m) for m in macs_for("A42549", 4)])
+    await claim_all(sp, macs)
+    params = await _activate_job_params(server, sp, macs[:1])
+    params.pop("macs")
+    params["selection"] = "all"
+    job_id = await stuck_job(
+        server, sp.account_id, runner=gone_runner(), params={**params, "macs": None}, done=0, total=4
+    )
+    async with server.opened.ctx.store.transaction() as s:  # two done before the crash
+        s.add_all(JobResult(job_id=job_id, subject=mac, status="SUCCESS") for mac in macs[:2])
+        row = await s.get(Job, job_id)
+        assert row is not None
+        row.summary = {**row.summary, "done": 2, "succeeded": 2}
+    assert (await jobs.sweep_interrupted_jobs(server.opened.ctx)).resumed == [job_id]
+    job = await wait_job(sp, job_id)
+    assert job["status"] == "COMPLETE" and job["summary"]["done"] == 4
+    assert [r["subject"] for r in job["results"]["items"]] == macs
+    # The first two were not touched again (the template job activated only the first).
+    assert (await sp.get(f"/devices/{macs[1]}")).ok()["activated"] is False
+    assert (await sp.get(f"/devices/{macs[3]}")).ok()["activated"] is True
+
+
+async def test_dev10_a_job_stopped_too_often_is_failed_not_resumed(server: Running, admin: ApiClient) -> None:
+    """DEV-10: a job resumed MAX_RESUMES times that is orphaned again may be what stops its
+    server: it ends FAIL `interrupted`, and a late runner does not run on with it."""
+    sp = await admin.new_account("service_provider")
+    macs = await fleet(admin, [device(m) for m in macs_for("A42547", 2)])
+    await claim_all(sp, macs)
+    params = await _activate_job_params(server, sp, macs[1:])
+    job_id = await stuck_job(
+        server, sp.account_id, runner=gone_runner(), params=params, done=0, resumed=jobs.MAX_RESUMES
+    )
+    assert await jobs.sweep_interrupted_jobs(server.opened.ctx) == jobs.Sweep(failed=[job_id])
+    await jobs.run_device_job(server.opened.ctx, job_id)
+    late = (await sp.get(f"/jobs/{job_id}")).ok()
+    assert late["status"] == "FAIL" and late["summary"]["reason"] == "interrupted"
+    assert f"stopped {jobs.MAX_RESUMES + 1} times" in late["summary"]["note"]
+    assert late["results"]["total"] == 0
+
+
+async def test_dev10_the_runner_heartbeats_and_stops_on_a_job_taken_over_meanwhile(
     server: Running, admin: ApiClient, clock: FakeClock
 ) -> None:
     sp = await admin.new_account("service_provider")
-    macs = await fleet(admin, [device(m) for m in macs_for("A42547", 2)])
+    macs = await fleet(admin, [device(m) for m in macs_for("A4254A", 2)])
     await claim_all(sp, macs)
     started = clock()
     ans = (await sp.post("/jobs", {"name": "beat", "actions": ["activate"], "macs": macs[:1]})).ok()
     job = await wait_job(sp, ans["id"])
     assert job["status"] == "COMPLETE"
     assert job["runner_id"] == jobs.RUNNER_ID and job["heartbeat_at"] == started.isoformat()
-
-    # A job the sweep failed (its server seemed gone) is not run on by a late runner.
+    # A job another live process owns is not run by this one.
     params = dict((await _job_row(server, ans["id"])).params)
     params["macs"] = macs[1:]
-    job_id = await stuck_job(server, sp.account_id, done=0, params=params)
-    clock.advance(minutes=6)
-    assert await jobs.sweep_interrupted_jobs(server.opened.ctx) == [job_id]
+    job_id = await stuck_job(server, sp.account_id, runner="other-host:1:abc", done=0, params=params)
     await jobs.run_device_job(server.opened.ctx, job_id)
-    late = (await sp.get(f"/jobs/{job_id}")).ok()
-    assert late["status"] == "FAIL" and late["summary"]["reason"] == "interrupted"
-    assert late["results"]["total"] == 0
+    other = (await sp.get(f"/jobs/{job_id}")).ok()
+    assert other["status"] == "IN PROGRESS" and other["results"]["total"] == 0
     assert (await sp.get(f"/devices/{macs[1]}")).ok()["activated"] is False
 
 

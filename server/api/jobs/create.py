@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.actor import Actor
 from server.api.devices import action_context, context_json, label_scope, normalize_macs
-from server.api.jobs.runner import RUNNER_ID, run_device_job, selected_devices
+from server.api.jobs.runner import RUNNER_ID, selected_devices, start_job
 from server.api.jobs.selection_file import (
     MAX_MACS,
     NOT_CSV,
@@ -158,7 +158,7 @@ async def _open_job(
         await req.session.execute(insert(JobResult), [refused_result(job_id, r) for r in refused[start : start + 1000]])
 
     async def start_runner() -> None:
-        ctx_server.spawn(run_device_job(ctx_server, job_id))
+        start_job(ctx_server, job_id)
 
     req.after_commit.append(start_runner)
     how = params["selection"] if params.get("source") != "file" else f"file, {len(refused)} rows refused"
@@ -254,5 +254,6 @@ async def upload_job(req: Req) -> Any:
         "actor": asdict(req.actor),
         "macs": macs,
         "rows": row_of,
+        "refused": len(refused),  # results from the start: where the runner goes on (`runner`)
     }
     return await _open_job(req, actions=actions, name=name, params=params, total=len(rows), refused=refused)

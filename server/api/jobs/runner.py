@@ -1,23 +1,32 @@
 """Running a bulk device job in the background (DEV-9, DEV-10, DEV-12).
 
 Decisions:
-- A job runs in transactions of `BATCH` devices; each device gets a result (SUCCESS, or FAIL
-  with the rule's reason) in the same transaction as its change. The job ends COMPLETE when
+- A job runs in transactions of `BATCH` devices. Each transaction locks the job row first, then
+  the batch's device rows; it writes the devices' changes, one result per device (SUCCESS, or
+  FAIL with the rule's reason), the job's counts and its heartbeat, and commits them together.
+  So a device is either wholly changed and has its result, or untouched and has none, whenever
+  the server stops; and the counts always equal the result rows. The job ends COMPLETE when
   every device succeeded and FAIL when any failed (the others keep their changes).
-- A `macs` job walks its list; a `labels` or `all` job pages through its selection in MAC
-  order. Claim finds devices nobody holds yet; other actions only those in your hierarchy.
-- Each process has a random `RUNNER_ID`; the runner stamps the job with it and writes
-  `heartbeat_at` when it starts and after every batch (see `recovery`). A batch holds its job's
-  row locked, and a runner whose job was closed meanwhile stops at its next batch.
+- Where to go on is read from the job row each batch, never kept only in memory: a `macs` job's
+  next MAC is at `done - refused` in its list (an upload's refused rows are results from the
+  start, `params.refused`), a `labels` or `all` job pages through its selection in MAC order
+  after the greatest MAC it has a result for. A runner that takes over a job after a crash
+  (`recovery`) therefore goes on exactly where the last committed batch stopped.
+- Ownership: the job row names the process running it (`runner_id` = `RUNNER_ID`, host, pid and
+  a random token). A runner stops at its next batch when the job was closed meanwhile or
+  another process took it over, so two processes never both work on a job.
+- Claim finds devices nobody holds yet; other actions only those in your hierarchy.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 from typing import Any
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.actor import Actor
@@ -32,10 +41,21 @@ log = logging.getLogger("enrollab.jobs")
 BATCH = 500  # devices per background transaction
 COUNTS = ("done", "succeeded", "failed")
 
-# One random id per server process: which process runs a job (see `recovery`).
-RUNNER_ID = secrets.token_hex(8)
-# (id(ctx), job id) of the jobs this process is running right now; the sweep leaves them alone.
-_live: set[tuple[int, int]] = set()
+# Which process runs a job: `host:pid:token` (at most 64 characters, the column's width). The
+# host and pid let a server starting on the same host see at once that a job's process is gone
+# (`recovery`); the token tells this process from an earlier one that had the same pid.
+HOST = socket.gethostname()[:40]
+RUNNER_ID = f"{HOST}:{os.getpid()}:{secrets.token_hex(6)}"
+# (database URL, job id) of the jobs this process is running; the sweep leaves them alone.
+_live: set[tuple[str, int]] = set()
+
+
+def live_key(ctx: ServerContext, job_id: int) -> tuple[str, int]:
+    return (ctx.store.url, job_id)
+
+
+def is_live(ctx: ServerContext, job_id: int) -> bool:
+    return live_key(ctx, job_id) in _live
 
 
 def selected_devices(actor: Actor, params: dict[str, Any]) -> Select[Any]:
@@ -46,9 +66,19 @@ def selected_devices(actor: Actor, params: dict[str, Any]) -> Select[Any]:
     return scope_devices(select(Device), actor).where(carries)
 
 
+def start_job(ctx: ServerContext, job_id: int) -> None:
+    """Run a job this process owns in the background; marked live at once, so that no sweep
+    takes it for an orphan before its task first runs."""
+    key = live_key(ctx, job_id)
+    if key in _live:
+        return
+    _live.add(key)
+    ctx.spawn(run_device_job(ctx, job_id))
+
+
 async def run_device_job(ctx: ServerContext, job_id: int) -> None:
     """DEV-9, DEV-10: apply a job's actions to its devices, BATCH per transaction, then close it."""
-    key = (id(ctx), job_id)
+    key = live_key(ctx, job_id)
     _live.add(key)
     try:
         await _run(ctx, job_id)
@@ -56,7 +86,8 @@ async def run_device_job(ctx: ServerContext, job_id: int) -> None:
         log.exception("job %s failed", job_id)
         async with ctx.store.transaction() as s:
             job = await lock_job(s, job_id)
-            if job is not None and job.status == "IN PROGRESS":
+            if _ours(job):
+                assert job is not None
                 job.status = "FAIL"
                 job.summary = {**job.summary, "error": "internal-error", "detail": type(exc).__name__}
                 job.finished_at = ctx.clock()
@@ -66,36 +97,47 @@ async def run_device_job(ctx: ServerContext, job_id: int) -> None:
 
 async def lock_job(s: AsyncSession, job_id: int) -> Job | None:
     # The job row is locked first in every runner transaction, then devices: one order, no
-    # deadlock; and the sweep skips a locked row, so a batch in progress is never failed.
+    # deadlock; and the sweep skips a locked row, so a batch in progress is never taken over.
     return await s.scalar(select(Job).where(Job.id == job_id).with_for_update())
+
+
+def _ours(job: Job | None) -> bool:
+    return job is not None and job.status == "IN PROGRESS" and job.runner_id == RUNNER_ID
+
+
+async def _after(s: AsyncSession, job_id: int) -> str:
+    """A labels or all job's last device: the greatest MAC it has a result for."""
+    return await s.scalar(select(func.max(JobResult.subject)).where(JobResult.job_id == job_id)) or ""
 
 
 async def _run(ctx: ServerContext, job_id: int) -> None:
     async with ctx.store.transaction() as s:
         job = await lock_job(s, job_id)
-        if job is None or job.status != "IN PROGRESS":
+        if not _ours(job):
             return
+        assert job is not None
         actions, params = list(job.actions), dict(job.params)
-        # An upload's refused rows are counted when the job is created.
-        counts = {name: int(job.summary.get(name, 0)) for name in COUNTS}
-        job.runner_id, job.heartbeat_at = RUNNER_ID, ctx.clock()
+        job.heartbeat_at = ctx.clock()
+        after = "" if params["selection"] == "macs" else await _after(s, job_id)
     actor = Actor(**params["actor"])
     action_ctx = rules.ActionContext(**params["context"])
     notices = Notices()
     macs: list[str] = params.get("macs") or []
-    position, after = 0, ""
+    refused = int(params.get("refused", 0))
     while True:
         async with ctx.store.transaction() as s:
             job = await lock_job(s, job_id)
-            if job is None or job.status != "IN PROGRESS":
-                log.warning("job %s was closed while it ran (%s); stopping", job_id, job.status if job else "deleted")
+            if not _ours(job):
+                why = "deleted" if job is None else job.status if job.status != "IN PROGRESS" else "taken over"
+                log.warning("job %s was closed or taken over while it ran (%s); stopping", job_id, why)
                 return
+            assert job is not None
+            counts = {name: int(job.summary.get(name, 0)) for name in COUNTS}
             if params["selection"] == "macs":
+                position = counts["done"] - refused
                 batch = macs[position : position + BATCH]
-                position += BATCH
                 if not batch:
                     break
-                # Claim finds devices nobody holds yet; other actions only those in your hierarchy.
                 stmt = select(Device).where(Device.mac.in_(batch))
                 if "claim" not in actions:
                     stmt = scope_devices(stmt, actor)
@@ -121,10 +163,10 @@ async def _run(ctx: ServerContext, job_id: int) -> None:
             job.heartbeat_at = ctx.clock()
     async with ctx.store.transaction() as s:
         job = await lock_job(s, job_id)
-        if job is None or job.status != "IN PROGRESS":
+        if not _ours(job):
             return
-        job.status = "FAIL" if counts["failed"] else "COMPLETE"
-        job.summary = {**job.summary, **counts}
+        assert job is not None
+        job.status = "FAIL" if int(job.summary.get("failed", 0)) else "COMPLETE"
         job.finished_at = job.heartbeat_at = ctx.clock()
         await notices.queue(s, actor.login, ctx.clock())
 
