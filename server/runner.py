@@ -147,7 +147,8 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
     ctx.guessing = GuessGate(config.guessing)
     ctx.login_throttle = LoginGate(config.login_throttle)
     app = create_admin_app(ctx)
-    # DEV-10: fail jobs a stopped server left IN PROGRESS, now and every minute while serving.
+    # DEV-10: resume (or fail) the jobs a stopped server left IN PROGRESS, now and every 15 s while
+    # serving; the same sweep renews the leases of this process's jobs (server/api/jobs/recovery.py).
     app.cleanup_ctx.append(recovery_sweep(ctx))
     runner = web.AppRunner(app, access_log=None)
     device_runner: web.AppRunner | None = None
