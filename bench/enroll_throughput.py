@@ -178,11 +178,12 @@ async def arrange(running: Any, n: int, certs: Path) -> None:
             headers={"Authorization": f"Bearer {admin}", "Content-Type": "text/csv"},
         )
         macs = [mac_of(i) for i in range(n)]
+        serial_of = {mac_of(i): f"BE{i:010d}" for i in range(n)}
         for s in range(0, n, 1000):
             chunk = macs[s : s + 1000]
             await call("POST", "/devices/approve", admin, {"macs": chunk})
             for mac in chunk:
-                await call("POST", "/devices/claim", spt, {"mac": mac})
+                await call("POST", "/devices/claim", spt, {"mac": mac, "serial": serial_of[mac]})
             await call(
                 "POST", "/devices/associate", spt, {"macs": chunk, "account_id": cu["id"], "site_id": site["id"]}
             )

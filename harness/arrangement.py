@@ -138,7 +138,8 @@ class Arranger:
                 site_body["pin"] = pin
             site = await self._call(sp, "POST", f"/accounts/{customer['id']}/sites", site_body, "create a site")
             self.server.holders[mac] = holder
-            await self._call(sp, "POST", "/devices/claim", {"mac": mac}, f"claim {mac}")
+            claim = {"mac": mac, "serial": device["serial"]}  # DEV-3: the serial on the box is the proof
+            await self._call(sp, "POST", "/devices/claim", claim, f"claim {mac}")
             await self._call(
                 sp,
                 "POST",

@@ -238,7 +238,9 @@ async def _scenario(s: Session) -> None:
         content_type="text/csv",
         show=lambda b: f"job {b['id']} {b['status']} {b.get('summary')}",
     )
-    macs = [line.split(",")[0] for line in csv_bytes.decode().splitlines()[1:] if line.strip()]
+    rows = [line.split(",") for line in csv_bytes.decode().splitlines()[1:] if line.strip()]
+    macs = [row[0] for row in rows]
+    serial_of = {row[0]: row[1] for row in rows}
     await s.call(
         "platform approves them (DEV-2)",
         "POST",
@@ -253,7 +255,7 @@ async def _scenario(s: Session) -> None:
             "POST",
             "/devices/claim",
             spt,
-            json_body={"mac": mac},
+            json_body={"mac": mac, "serial": serial_of[mac]},
             show=lambda b: "claimed",
         )
     await s.call(

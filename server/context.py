@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from server.domain.login_throttle import LoginGate
-from server.domain.throttle import GuessGate
+from server.domain.throttle import CLAIM_PROOF, FailureBudget, GuessGate
 from server.store.db import Store
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class ServerContext:
     token_hours: int = 12
     background: set[asyncio.Task[None]] = field(default_factory=set)
     guessing: GuessGate = field(default_factory=GuessGate)  # enrollment-code guessing budgets (issue 13)
+    claims: FailureBudget = field(default_factory=lambda: FailureBudget(CLAIM_PROOF))  # DEV-3 claim proof
     login_throttle: LoginGate = field(default_factory=LoginGate)  # failed-login limits (issue 13)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -180,10 +180,10 @@ async def import_probes(admin: AdminClient, probes: list[Probe], *, approve: boo
 
 
 async def zero_touch(org: Org, probes: list[Probe], site_id: int | None = None) -> None:
-    """DEV-3, DEV-4, DEV-6: claim, associate with the site, activate."""
+    """DEV-3, DEV-4, DEV-6: claim (MAC and the serial printed on the box), associate with the site, activate."""
     macs = [p.mac for p in probes]
-    for mac in macs:
-        await org.sp.call("POST", "/devices/claim", {"mac": mac})
+    for probe in probes:
+        await org.sp.call("POST", "/devices/claim", {"mac": probe.mac, "serial": probe.serial})
     await org.sp.call(
         "POST", "/devices/associate", {"macs": macs, "account_id": org.customer_id, "site_id": site_id or org.site_id}
     )

@@ -9,7 +9,8 @@ UNOBSERVABLE: tuple[tuple[str, str], ...] = (
     ("USR-3", "certificate login needs a client root CA uploaded per account; PROTOCOL §3 defines no such call yet"),
     (
         "LCK-2",
-        "the lift by time needs the lockout time (minutes) to pass; the suite checks the lift by activation only",
+        "the lift by time needs the lockout time (minutes) to pass; the suite checks the lift by activation "
+        "and by the platform's unlock (POST /devices/unlock)",
     ),
     ("NTF-1", "e-mail delivery is outside the protocol; the outbox is visible only on the reference server"),
     ("ACO-1", "the cloud-office system is external; no ACO endpoint is part of PROTOCOL.md"),

@@ -29,6 +29,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "accounts.enable": _CREATORS,
     "accounts.firmware": frozenset({PLATFORM, SP, RESELLER, CUSTOMER}),
     "accounts.two_factor": _ALL,
+    "accounts.claim_policy": _PARTNERS | {PLATFORM},  # DEV-3: label codes required in claims (issue 13)
     "accounts.switch_approve": frozenset({PLATFORM}),  # ACC-9
     "accounts.switch": frozenset({SP}),  # ACC-9
     # administrators (USR)
@@ -48,6 +49,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "devices.approve": frozenset({PLATFORM}),  # DEV-2
     "devices.read": _ALL,
     "devices.claim": _PARTNERS,  # DEV-3
+    "devices.label_codes": frozenset({PLATFORM, MANUFACTURER}),  # DEV-3 claim proof: the importer adds them
     "devices.associate": frozenset({SP, RESELLER}),  # DEV-4 (customers associate to their sites via jobs too)
     "devices.associate_site": _PARTNERS,
     "devices.activate": _PARTNERS,  # DEV-6

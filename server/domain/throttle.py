@@ -26,7 +26,7 @@ from typing import Any
 
 from server.domain.errors import invalid
 
-__all__ = ["Budget", "FailureBudget", "GuessGate", "GuessingPolicy", "MAX_KEYS"]
+__all__ = ["CLAIM_PROOF", "Budget", "FailureBudget", "GuessGate", "GuessingPolicy", "MAX_KEYS"]
 
 MAX_KEYS = 100_000
 
@@ -73,6 +73,11 @@ class GuessingPolicy:
         every = value.get("global")
         return cls(Budget(**per) if isinstance(per, dict) else default.per_address,
                    Budget(**every) if isinstance(every, dict) else default.everyone)
+
+
+# DEV-3 claim proof (issue 13): wrong MAC/serial/label-code claims per claiming account. A person
+# who mistypes a serial ten times in a quarter of an hour waits; a guesser gets 960 tries a day.
+CLAIM_PROOF = Budget(10, 15)
 
 
 class FailureBudget:

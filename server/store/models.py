@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -85,6 +86,8 @@ class Account(Base):
     # The manufacturer CAs (labels, `Pki.manufacturer_of`) whose factory certificates its devices may
     # enroll with; None: any the platform trusts (issue 13).
     manufacturers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # DEV-3 claim proof (issue 13, 0006): this account's claims (and its subtree's) need a label code.
+    label_code_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class User(Base):
@@ -205,6 +208,8 @@ class Device(Base):
     last_contact: Mapped[datetime | None] = mapped_column(UtcDateTime)
     imported_by: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # DEV-3 claim proof (issue 13, 0006): SHA-256 of the MAC and the label code (claim_proof).
+    label_code_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class Label(Base):

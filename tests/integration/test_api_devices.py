@@ -21,6 +21,7 @@ from tests.integration.client import ApiClient
 
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "samples"
 _serials = itertools.count(1)
+SERIAL_OF: dict[str, str] = {}  # MAC -> serial of every device these helpers imported (DEV-3 claim proof)
 
 
 # --- helpers (the jobs and labels tests use them too) ---------------------------------------------
@@ -36,6 +37,7 @@ def macs_for(prefix: str, n: int) -> list[str]:
 
 
 async def import_json(client: ApiClient, devices: list[dict[str, Any]]) -> Any:
+    SERIAL_OF.update({d["mac"]: d["serial"] for d in devices if isinstance(d, dict) and "mac" in d and "serial" in d})
     data = json.dumps({"devices": devices}).encode()
     return await client.post("/devices/import", data=data, content_type="application/json")
 
@@ -50,9 +52,14 @@ async def fleet(admin: ApiClient, devices: list[dict[str, Any]], *, approve: boo
     return macs
 
 
+async def claim(client: ApiClient, mac: str) -> Any:
+    """DEV-3: claim with the MAC and the serial number printed on the box (the proof of possession)."""
+    return await client.post("/devices/claim", {"mac": mac, "serial": SERIAL_OF[mac]})
+
+
 async def claim_all(client: ApiClient, macs: list[str]) -> None:
     for mac in macs:
-        (await client.post("/devices/claim", {"mac": mac})).ok()
+        (await claim(client, mac)).ok()
 
 
 async def profile_and_site(owner: ApiClient, customer_id: str, *, with_profile: bool = True) -> int:
@@ -221,36 +228,39 @@ async def test_dev2_unapproved_devices_cannot_be_claimed_until_the_platform_appr
     maker = await admin.new_account("manufacturer")
     sp = await admin.new_account("service_provider")
     (await import_json(maker, [device("A4251B000061")])).ok()
-    ans = await sp.post("/devices/claim", {"mac": "A4251B000061"})
+    ans = await claim(sp, "A4251B000061")
     assert ans.status == 409 and ans["error"] == "not-approved"
     ans = await maker.post("/devices/approve", {"macs": ["A4251B000061"]})
     assert ans.status == 403
     ans = (await admin.post("/devices/approve", {"macs": ["A4251B000061", "A4251B0000FF"]})).ok()
     assert [(r["mac"], r["status"]) for r in ans["results"]] == [("A4251B000061", "SUCCESS"), ("A4251B0000FF", "FAIL")]
     assert ans["results"][1]["reason"] == "device-not-found"
-    (await sp.post("/devices/claim", {"mac": "A4251B000061"})).ok()
+    (await claim(sp, "A4251B000061")).ok()
     assert (await sp.get("/devices/A4251B000061")).ok()["owner_id"] == sp.account_id
 
 
 # --- DEV-3 claim ----------------------------------------------------------------------------------
 
 
-async def test_dev3_claim_by_mac_serial_or_both(admin: ApiClient) -> None:
+async def test_dev3_claim_by_mac_and_serial(admin: ApiClient) -> None:
+    """DEV-3, PROTOCOL §3: the MAC (any §1 form) and the serial printed on the box, both required."""
     sp = await admin.new_account("service_provider")
     other = await admin.new_account("service_provider")
     await fleet(admin, [device(m, serial=f"SNCLAIM{i}") for i, m in enumerate(macs_for("A4251C", 4))])
-    by_mac = (await sp.post("/devices/claim", {"mac": "a4:25:1c:00:00:01"})).ok()
-    assert by_mac["results"] == [{"mac": "A4251C000001", "status": "SUCCESS"}]
-    assert by_mac["device"]["owner_id"] == sp.account_id
-    (await sp.post("/devices/claim", {"serial": "SNCLAIM1"})).ok()
+    by_pair = (await sp.post("/devices/claim", {"mac": "a4:25:1c:00:00:01", "serial": "SNCLAIM0"})).ok()
+    assert by_pair["results"] == [{"mac": "A4251C000001", "status": "SUCCESS"}]
+    assert by_pair["device"]["owner_id"] == sp.account_id
+    (await sp.post("/devices/claim", {"mac": "A4251C000002", "serial": "SNCLAIM1"})).ok()
     (await sp.post("/devices/claim", {"mac": "A4251C000003", "serial": "SNCLAIM2"})).ok()
-    # Both given but naming two devices: refused, neither claimed.
+    for half in ({"mac": "A4251C000004"}, {"serial": "SNCLAIM3"}):
+        ans = await sp.post("/devices/claim", half)
+        assert (ans.status, ans["error"]) == (422, "invalid-body"), half
+    # A pair naming two devices is no proof: answered like an unknown device, neither claimed.
     ans = await sp.post("/devices/claim", {"mac": "A4251C000004", "serial": "SNCLAIM0"})
-    assert ans.status == 422 and ans["error"] == "mac-serial-mismatch"
+    assert (ans.status, ans["error"]) == (404, "device-not-found")
     assert (await sp.get("/devices/A4251C000004")).status == 404
-    ans = await other.post("/devices/claim", {"mac": "A4251C000001"})
+    ans = await other.post("/devices/claim", {"mac": "A4251C000001", "serial": "SNCLAIM0"})
     assert ans.status == 409 and ans["error"] == "already-claimed"
-    assert (await sp.post("/devices/claim", {"serial": "NOSUCH"})).status == 404
     owned = await search(sp)
     assert [d["mac"] for d in owned["items"]] == ["A4251C000001", "A4251C000002", "A4251C000003"]
     # NTF-1: the claimant's account is told.

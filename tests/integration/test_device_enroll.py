@@ -197,7 +197,8 @@ async def test_lck2_administrator_activation_lifts_the_lock(server: Running, adm
     cust = await new_customer(admin)
     site = await new_site(cust.sp, cust.id, entry())
     code = await nec(cust.sp, site)
-    (await cust.customer.post("/devices/claim", {"mac": phone.mac})).ok()  # claimed, not activated
+    # claimed, not activated
+    (await cust.customer.post("/devices/claim", {"mac": phone.mac, "serial": phone.serial})).ok()
     for _ in range(3):
         await phone.enroll(code="99999999" if code != "99999999" else "88888888")
     assert (await phone.enroll(code=code)).status == 423
@@ -216,7 +217,7 @@ async def test_ntf1_wrong_code_of_a_claimed_phone_notifies_its_owner(server: Run
     phone = Phone.make(server)
     await import_phones(admin, [phone])
     cust = await new_customer(admin)
-    (await cust.customer.post("/devices/claim", {"mac": phone.mac})).ok()
+    (await cust.customer.post("/devices/claim", {"mac": phone.mac, "serial": phone.serial})).ok()
     answer = await phone.enroll(code="123456789012")  # a PEC-shaped code naming no account
     assert (answer.status, answer.body) == (422, {"result": "code_invalid", "attempts_left": 2})
     (note,) = await notifications(server, FAILURE)
@@ -312,7 +313,7 @@ async def test_enr1_other_certificate_for_the_same_mac_is_unknown(server: Runnin
     imported = Phone.make(server)
     await import_phones(admin, [imported])
     cust = await new_customer(admin)
-    (await cust.customer.post("/devices/claim", {"mac": imported.mac})).ok()
+    (await cust.customer.post("/devices/claim", {"mac": imported.mac, "serial": imported.serial})).ok()
     impostor = Phone.make(server, mac=imported.mac)  # same MAC and CA, another key: another thumbprint
     impostor.serial = imported.serial
 

@@ -46,6 +46,7 @@ PARTNER = EVERYONE | {
     "devices.activate",
     "devices.release",  # DEV-3..6
     "devices.unlock",  # LCK-2: devices its hierarchy holds (ACC-7)
+    "accounts.claim_policy",  # DEV-3: label codes required in its claims (issue 13)
     "labels.write",
     "labels.read",
     "jobs.create",  # DEV-8, DEV-9
@@ -70,8 +71,10 @@ EXPECTED: dict[str, set[str]] = {
         "certificates.read",
         "certificates.deny",  # issue 13: the factory-certificate deny-list
         "devices.unlock",  # LCK-2 (issue 13): a locked device that types codes is unclaimed
+        "devices.label_codes",  # DEV-3 claim proof: the importer adds label codes
+        "accounts.claim_policy",
     },
-    "manufacturer": EVERYONE | {"devices.import"},  # DEV-1
+    "manufacturer": EVERYONE | {"devices.import", "devices.label_codes"},  # DEV-1, DEV-3 claim proof
     "service_provider": PARTNER
     | {
         "accounts.create",

@@ -153,8 +153,8 @@ class Lab:
     async def activate(self, cust: Customer, phones: list[Phone], site_id: int) -> None:
         """DEV-6: the service provider claims, associates with the customer's site, activates."""
         macs = [p.mac for p in phones]
-        for mac in macs:
-            (await cust.sp.post("/devices/claim", {"mac": mac})).ok()
+        for phone in phones:
+            (await cust.sp.post("/devices/claim", {"mac": phone.mac, "serial": phone.serial})).ok()
         (await cust.sp.post("/devices/associate", {"macs": macs, "account_id": cust.id, "site_id": site_id})).ok()
         (await cust.sp.post("/devices/activate", {"macs": macs})).ok()
 

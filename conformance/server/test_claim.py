@@ -1,0 +1,101 @@
+"""DEV-3 claims through the admin API, as PROTOCOL §3 fixes them (issue 13): `POST /devices/claim`
+{`mac`, `serial`} — both, the serial printed on the box being the proof of possession (SPEC.md's
+"by MAC, serial number, or both" let anyone who saw a MAC on the network take the phone). A wrong
+pair must tell nothing an unknown device would not, and wrong pairs must run into a budget.
+
+Driven from outside only, so any server implementing PROTOCOL.md can be tested."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.server.client import Org, Probe, expect_error, import_probes, new_org
+
+# How many wrong pairs a claimant may send before the server must push back. PROTOCOL.md names no
+# number; a hundred wrong serials for one account within a test is no typing mistake.
+GUESSES = 100
+
+
+async def _claim(org: Org, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    """One claim as the service provider, with the answer's status, headers and body."""
+    sp = org.sp
+    headers = {"Authorization": f"Bearer {sp.token}"}
+    async with sp.http.post(sp.base + "/devices/claim", json=body, headers=headers) as resp:
+        return resp.status, dict(resp.headers), await resp.json(content_type=None)
+
+
+def _colons(mac: str) -> str:
+    return ":".join(mac[i : i + 2] for i in range(0, 12, 2)).lower()
+
+
+@pytest.mark.rule("DEV-3")
+async def test_a_claim_with_the_mac_and_the_serial_moves_the_device_to_the_claimant(enrollment_server) -> None:  # type: ignore[no-untyped-def]
+    async with enrollment_server.admin() as admin:
+        org = await new_org(admin)
+        probe = Probe.make(enrollment_server)
+        await import_probes(admin, [probe])
+        await org.sp.call("POST", "/devices/claim", {"mac": _colons(probe.mac), "serial": probe.serial})
+        device = await org.sp.call("GET", f"/devices/{probe.mac}")
+        assert device["owner_id"] == org.sp_id, device
+
+
+@pytest.mark.rule("DEV-3", "PROTOCOL-3")
+async def test_a_claim_without_the_serial_or_without_the_mac_is_refused(enrollment_server) -> None:  # type: ignore[no-untyped-def]
+    async with enrollment_server.admin() as admin:
+        org = await new_org(admin)
+        probe = Probe.make(enrollment_server)
+        await import_probes(admin, [probe])
+        for half in ({"mac": probe.mac}, {"serial": probe.serial}):
+            await expect_error(org.sp.call("POST", "/devices/claim", half), 422)
+        await expect_error(org.sp.call("GET", f"/devices/{probe.mac}"), 404)  # still nobody's
+
+
+@pytest.mark.rule("DEV-3")
+async def test_a_wrong_pair_answers_exactly_like_an_unknown_device(enrollment_server) -> None:  # type: ignore[no-untyped-def]
+    async with enrollment_server.admin() as admin:
+        org = await new_org(admin)
+        first, second = Probe.make(enrollment_server), Probe.make(enrollment_server)
+        await import_probes(admin, [first, second])
+        unknown = Probe.make(enrollment_server)  # never imported
+        tries = {
+            "unknown device": (unknown.mac, unknown.serial),
+            "known MAC, wrong serial": (first.mac, unknown.serial),
+            "wrong MAC, known serial": (unknown.mac, first.serial),
+            "MAC and serial of two devices": (first.mac, second.serial),
+        }
+        answers = {name: await _claim(org, {"mac": mac, "serial": serial}) for name, (mac, serial) in tries.items()}
+        status, _, body = answers.pop("unknown device")
+        assert 400 <= status < 500 and isinstance(body, dict), (status, body)
+        for name, (other_status, _, other) in answers.items():
+            assert other_status == status, f"{name}: {other_status} vs {status} for an unknown device"
+            assert isinstance(other, dict) and sorted(other) == sorted(body), f"{name}: {other} vs {body}"
+            assert other.get("error") == body.get("error"), f"{name}: {other} vs {body}"
+        for probe in (first, second):
+            await expect_error(org.sp.call("GET", f"/devices/{probe.mac}"), 404)
+
+
+@pytest.mark.rule("DEV-3")
+async def test_wrong_pairs_run_into_a_budget_answered_429_with_retry_after(enrollment_server) -> None:  # type: ignore[no-untyped-def]
+    async with enrollment_server.admin() as admin:
+        org = await new_org(admin)
+        probe = Probe.make(enrollment_server)
+        await import_probes(admin, [probe])
+        refused = None
+        for i in range(GUESSES):
+            status, headers, body = await _claim(org, {"mac": probe.mac, "serial": f"GUESS{i:06d}"})
+            if status == 429:
+                refused = (i, headers, body)
+                break
+            assert 400 <= status < 500, (i, status, body)
+        assert refused is not None, f"{GUESSES} wrong serials for one MAC were all answered; no 429"
+        tries, headers, body = refused
+        assert tries >= 1 and int(headers.get("Retry-After", "0")) >= 1, (tries, headers, body)
+        assert isinstance(body, dict) and body.get("error"), body
+        # The right pair waits too (the budget is checked before anything is looked up) ...
+        status, _, _ = await _claim(org, {"mac": probe.mac, "serial": probe.serial})
+        assert status == 429
+        # ... and another account's claims are not held back by this one's guesses.
+        neighbour = await new_org(admin)
+        await neighbour.sp.call("POST", "/devices/claim", {"mac": probe.mac, "serial": probe.serial})
