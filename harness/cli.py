@@ -462,8 +462,8 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 def _register() -> None:
     from harness.conformance_cli import conformance
     from harness.fleet_cli import fleet
+    from harness.lab_bench_cli import check_command, reboot_command
     from harness.lab_cli import lab
-    from harness.lab_reboot_cli import reboot_command
     from harness.phone_cli import phone
     from harness.report_cli import report
 
@@ -472,6 +472,7 @@ def _register() -> None:
     main.add_command(conformance)
     main.add_command(phone)
     lab.add_command(reboot_command)
+    lab.add_command(check_command)
     main.add_command(lab)
 
 

@@ -1,9 +1,10 @@
 """A simulated phone's SIP stack, as far as a lab reboots phones with it: UDP port 5060, where an
 unsolicited `NOTIFY` with `Event: check-sync` is answered `200 OK` and makes the phone reboot
 (research §12: a J129 sent check-sync reboots and re-reads its files). Anything else is answered
-as a phone without that feature would: another NOTIFY event `489 Bad Event` (RFC 6665), another
-method `501 Not Implemented`; a retransmission of a request already answered gets the same answer
-again and does not reboot the phone twice (RFC 3261 §17.2.2).
+as a phone without that feature would: another NOTIFY event `489 Bad Event` (RFC 6665), OPTIONS
+`200 OK` (it is there), any other method `501 Not Implemented`; a retransmission of a request
+already answered gets the same answer again and does not reboot the phone twice (RFC 3261
+§17.2.2).
 
     async with SipAgent(on_check_sync=reboot, netns="enrollab-t1-phone"):
         ...   # the harness's PhysicalDevice sends NOTIFY; `reboot()` boots the phone again
@@ -56,6 +57,8 @@ def answer_to(request: bytes, tag: str) -> tuple[bytes | None, bool]:
         status, act = "200 OK", True
     elif method == "NOTIFY":
         status, act = "489 Bad Event", False
+    elif method == "OPTIONS":
+        status, act = "200 OK", False
     else:
         status, act = "501 Not Implemented", False
     lines = [f"SIP/2.0 {status}"]

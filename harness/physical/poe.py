@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 
-__all__ = ["PoePort", "admin_enable_oid", "power_cycle"]
+__all__ = ["PoePort", "admin_enable_oid", "power_cycle", "read_state"]
 
 ADMIN_ENABLE = "1.3.6.1.2.1.105.1.1.1.3"  # pethPsePortAdminEnable
 TRUE, FALSE = 1, 2  # TruthValue
@@ -91,6 +91,43 @@ async def power_cycle(port: PoePort, *, wait: Callable[[float], Awaitable[Any]] 
         engine.close_dispatcher()
 
 
+async def read_state(port: PoePort) -> int:
+    """pethPsePortAdminEnable of the port now: 1 (on) or 2 (off), for `enrollab lab check`; the
+    same one-line `HarnessError`s as `power_cycle`."""
+    from pysnmp.hlapi.v3arch.asyncio import CommunityData, ContextData, ObjectIdentity, ObjectType, SnmpEngine, get_cmd
+
+    community = port.community()
+    engine = SnmpEngine()
+    try:
+        target = await _target(port)
+        auth = CommunityData(community, mpModel=1)  # noqa: S508 - PROTOCOL §5: SNMPv2c
+        error, status, index, binds = await get_cmd(engine, auth, target, ContextData(),
+                                                    ObjectType(ObjectIdentity(port.oid)))
+        _check(error, status, f"reading pethPsePortAdminEnable.{port.group}.{port.port}",
+               f"{port.switch}:{port.snmp_port}")
+        return _value(binds, port)
+    finally:
+        engine.close_dispatcher()
+
+
+async def _target(port: PoePort) -> Any:
+    from pysnmp.hlapi.v3arch.asyncio import UdpTransportTarget
+
+    try:
+        return await UdpTransportTarget.create((port.switch, port.snmp_port), timeout=port.timeout,
+                                               retries=port.retries)
+    except Exception as exc:  # pysnmp wraps resolution and socket errors in its own types
+        raise HarnessError("poe-unreachable", f"switch {port.switch}:{port.snmp_port}: {exc}") from None
+
+
+def _value(binds: Any, port: PoePort) -> int:
+    got = binds[0][1] if binds else None
+    if got is None or got.__class__.__name__ in ("NoSuchInstance", "NoSuchObject", "EndOfMibView"):
+        raise HarnessError("poe-no-such-port", f"{port.switch}:{port.snmp_port} has no PoE port "
+                           f"{port.group}.{port.port} (pethPsePortAdminEnable missing)")
+    return int(got)
+
+
 async def _set(engine: Any, port: PoePort, community: str, value: int) -> None:
     from pysnmp.hlapi.v3arch.asyncio import (
         CommunityData,
@@ -98,17 +135,12 @@ async def _set(engine: Any, port: PoePort, community: str, value: int) -> None:
         Integer,
         ObjectIdentity,
         ObjectType,
-        UdpTransportTarget,
         get_cmd,
         set_cmd,
     )
 
     where = f"{port.switch}:{port.snmp_port}"
-    try:
-        target = await UdpTransportTarget.create((port.switch, port.snmp_port), timeout=port.timeout,
-                                                 retries=port.retries)
-    except Exception as exc:  # pysnmp wraps resolution and socket errors in its own types
-        raise HarnessError("poe-unreachable", f"switch {where}: {exc}") from None
+    target = await _target(port)
     auth = CommunityData(community, mpModel=1)  # noqa: S508 - PROTOCOL §5: SNMPv2c, what PoE switches speak
     word = {TRUE: "true(1)", FALSE: "false(2)"}[value]
     error, status, index, binds = await set_cmd(engine, auth, target, ContextData(),
@@ -117,13 +149,10 @@ async def _set(engine: Any, port: PoePort, community: str, value: int) -> None:
     error, status, index, binds = await get_cmd(engine, auth, target, ContextData(),
                                                 ObjectType(ObjectIdentity(port.oid)))
     _check(error, status, f"reading pethPsePortAdminEnable.{port.group}.{port.port} back", where)
-    got = binds[0][1] if binds else None
-    if got is None or got.__class__.__name__ in ("NoSuchInstance", "NoSuchObject", "EndOfMibView"):
-        raise HarnessError("poe-no-such-port",
-                           f"{where} has no PoE port {port.group}.{port.port} (pethPsePortAdminEnable missing)")
-    if int(got) != value:
+    got = _value(binds, port)
+    if got != value:
         raise HarnessError("poe-not-applied",
-                           f"{where} port {port.group}.{port.port}: pethPsePortAdminEnable reads {int(got)}, "
+                           f"{where} port {port.group}.{port.port}: pethPsePortAdminEnable reads {got}, "
                            f"not {word}, after the set")
 
 

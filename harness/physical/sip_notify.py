@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from harness.errors import HarnessError
 from simulators.l2.netns import socket_in
 
-__all__ = ["NotifyAnswer", "SipTimers", "check_sync", "notify_request"]
+__all__ = ["NotifyAnswer", "SipTimers", "check_sync", "notify_request", "options", "transaction"]
 
 SIP_PORT = 5060
 
@@ -62,21 +62,22 @@ class NotifyAnswer:
 
 
 def notify_request(host: str, port: int, local: tuple[str, int], *, user: str | None = None,
-                   branch: str, tag: str, call_id: str) -> bytes:
-    """The NOTIFY check-sync request, CRLF line ends, as a phone's SIP stack parses it."""
+                   branch: str, tag: str, call_id: str, method: str = "NOTIFY") -> bytes:
+    """The NOTIFY check-sync request (or, with `method="OPTIONS"`, the capabilities query
+    `enrollab lab check` uses: it reboots nothing), CRLF line ends, as a phone's SIP stack parses it."""
     target = f"{user}@{host}" if user else host
     local_host, local_port = local
     lines = [
-        f"NOTIFY sip:{target}:{port} SIP/2.0",
+        f"{method} sip:{target}:{port} SIP/2.0",
         f"Via: SIP/2.0/UDP {local_host}:{local_port};branch={branch};rport",
         "Max-Forwards: 70",
         f"From: <sip:enrollab@{local_host}>;tag={tag}",
         f"To: <sip:{target}>",
         f"Call-ID: {call_id}",
-        "CSeq: 1 NOTIFY",
+        f"CSeq: 1 {method}",
         f"Contact: <sip:enrollab@{local_host}:{local_port}>",
-        "Event: check-sync",
-        "Subscription-State: terminated",
+        *(["Event: check-sync", "Subscription-State: terminated"] if method == "NOTIFY"
+          else ["Accept: application/sdp"]),
         "User-Agent: enrollab",
         "Content-Length: 0",
         "",
@@ -138,6 +139,18 @@ async def check_sync(host: str, port: int = SIP_PORT, *, user: str | None = None
     Raises `HarnessError("sip-no-answer")` after Timer F, naming the transmissions and, when the
     host answered ICMP port unreachable, saying so. `netns`: send from inside that network
     namespace (the harness's side of a lab in a box)."""
+    return await transaction("NOTIFY", host, port, user=user, timers=timers, netns=netns)
+
+
+async def options(host: str, port: int = SIP_PORT, *, user: str | None = None,
+                  timers: SipTimers | None = None, netns: str | None = None) -> NotifyAnswer:
+    """SIP OPTIONS: is a SIP stack listening there (any final answer says yes)? Reboots nothing."""
+    return await transaction("OPTIONS", host, port, user=user, timers=timers, netns=netns)
+
+
+async def transaction(method: str, host: str, port: int = SIP_PORT, *, user: str | None = None,
+                      timers: SipTimers | None = None, netns: str | None = None) -> NotifyAnswer:
+    """One non-INVITE client transaction over UDP (module docstring)."""
     timers = timers or SipTimers()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     branch = "z9hG4bK" + secrets.token_hex(8)
@@ -158,7 +171,8 @@ async def check_sync(host: str, port: int = SIP_PORT, *, user: str | None = None
                            value=host) from None
     try:
         local = transport.get_extra_info("sockname")[:2]
-        request = notify_request(host, port, local, user=user, branch=branch, tag=tag, call_id=call_id)
+        request = notify_request(host, port, local, user=user, branch=branch, tag=tag, call_id=call_id,
+                                 method=method)
         started = time.monotonic()
         deadline = started + timers.f
         interval = timers.t1
@@ -178,9 +192,10 @@ async def check_sync(host: str, port: int = SIP_PORT, *, user: str | None = None
             if time.monotonic() >= deadline:
                 break
         why = " (ICMP: port unreachable, nothing listens there)" if proto.refused is not None else ""
+        what = "NOTIFY check-sync" if method == "NOTIFY" else method
         raise HarnessError(
             "sip-no-answer",
-            f"no final answer from {host}:{port}/udp to NOTIFY check-sync after {sent} transmissions "
+            f"no final answer from {host}:{port}/udp to {what} after {sent} transmissions "
             f"in {timers.f:g} s{why}",
             value=host,
         )

@@ -32,7 +32,9 @@ def test_a_phone_answers_check_sync_200_and_other_events_or_methods_as_a_phone_w
     other, act = answer_to(_request().replace(b"Event: check-sync", b"Event: dialog"), tag="p2")
     assert act is False and _answer_of(other or b"", BRANCH, CALL) == (489, "Bad Event")
     options, act = answer_to(_request().replace(b"NOTIFY sip:", b"OPTIONS sip:", 1), tag="p3")
-    assert act is False and _answer_of(options or b"", BRANCH, CALL) == (501, "Not Implemented")
+    assert act is False and _answer_of(options or b"", BRANCH, CALL) == (200, "OK")  # there, nothing done
+    message, act = answer_to(_request().replace(b"NOTIFY sip:", b"MESSAGE sip:", 1), tag="p5")
+    assert act is False and _answer_of(message or b"", BRANCH, CALL) == (501, "Not Implemented")
     assert answer_to(b"GET / HTTP/1.1\r\n\r\n", tag="p4") == (None, False)
 
 

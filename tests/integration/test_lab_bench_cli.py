@@ -1,15 +1,18 @@
-"""`enrollab lab reboot` (PROTOCOL §5, issue 14's must-show) as a user runs it: against net-snmp's
-snmpd standing in for a PoE switch, SIPp as a phone's SIP stack in a namespace, a phone that never
-answers, and an operator prompt with and without a terminal. Each failure is one line with a
-reason and a non-zero exit, never a traceback or a hang."""
+"""`enrollab lab reboot` and `enrollab lab check` (PROTOCOL §5, issue 14's must-show) as a user
+runs them: against net-snmp's snmpd standing in for a PoE switch, SIPp (or a simulated phone's SIP
+port) in a namespace, a phone that never answers, and an operator prompt with and without a
+terminal. Each failure is one line with a reason and a non-zero exit, never a traceback or a
+hang; a check reboots nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,70 @@ def test_bad_arguments_exit_2_with_the_reason(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "no-such-phone" in unknown.stderr and "desk-1" in unknown.stderr
     missing = _run("--lab", str(tmp_path / "none.toml"), "desk-1")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_lab_check_says_which_phones_are_ready_and_reboots_nothing(bench, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Three phones: a SIP stack that answers OPTIONS (a simulated phone's SIP port), a PoE port on
+    snmpd, an operator phone without a terminal; then the same bench with a wrong community and a
+    phone whose SIP stack is gone."""
+    need_tool("snmpget", package="snmp")
+    lab_box, phone, ip = bench
+    with snmpd(tmp_path, {"1.7": 1}) as (snmp_port, state):
+        lab = tmp_path / "bench.toml"
+        lab.write_text(
+            '[[devices]]\ndriver = "physical"\nname = "desk-1"\nmodel = "J179"\nfirmware = "4.1.11.0.9"\n'
+            f'mac = "A4251B00E001"\nip = "{ip}"\nreboot = "sip-notify"\nsip = {{t1 = 0.05}}\n\n'
+            '[[devices]]\ndriver = "physical"\nname = "desk-2"\nmodel = "K175"\nfirmware = "3.1"\n'
+            'mac = "C81FEA112233"\nip = "10.0.40.22"\nreboot = "poe"\n'
+            f'poe = {{switch = "127.0.0.1", port = 7, snmp_port = {snmp_port}, community_env = "BENCH_POE", '
+            'timeout = 0.5}\n\n'
+            '[[devices]]\ndriver = "physical"\nname = "room"\nmodel = "B199"\nfirmware = "1.0.3.0"\n'
+            'mac = "A4251B0C3D60"\nip = "10.0.40.23"\nreboot = "manual"\n'
+        )
+        reboots: list[int] = []
+        with _sip_agent(phone.netns, reboots):
+            ready = _run_check("--lab", str(lab), "--netns", lab_box.netns, "--json", env={"BENCH_POE": COMMUNITY})
+        not_ready = _run_check("--lab", str(lab), "--netns", lab_box.netns, env={"BENCH_POE": "public"})
+        table = json.loads(state.read_text())
+    rows = {r["phone"]: r for r in map(json.loads, ready.stdout.splitlines())}
+    assert ready.returncode == 1  # the manual phone has no terminal here
+    assert rows["desk-1"]["ready"] and rows["desk-1"]["detail"] == "OPTIONS answered 200 OK"
+    assert rows["desk-2"]["ready"] and rows["desk-2"]["detail"] == "the port is on"
+    assert not rows["room"]["ready"] and "needs operator" in rows["room"]["detail"]
+    assert reboots == [] and "sets" not in table  # a check reboots nothing
+    assert not_ready.returncode == 1 and "0 of 3 phones ready" in not_ready.stdout
+    assert "wrong community" in not_ready.stdout and "no final answer" in not_ready.stdout
+    assert "public" not in not_ready.stdout and "Traceback" not in not_ready.stderr
+
+
+def _run_check(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ENROLLAB, "lab", "check", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200", **env}, stdin=subprocess.DEVNULL,
+                          start_new_session=True)
+
+
+@contextlib.contextmanager
+def _sip_agent(netns: str, reboots: list[int]) -> Iterator[None]:
+    """A simulated phone's SIP port in `netns`, on a thread of its own for the blocking CLI run."""
+    import asyncio
+    import threading
+
+    from simulators.sip_agent import SipAgent
+
+    loop = asyncio.new_event_loop()
+    started, stop = threading.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        async with SipAgent(lambda: reboots.append(1), netns=netns):
+            started.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()

@@ -1,9 +1,15 @@
-"""`enrollab lab reboot --lab FILE NAME|MAC` — reboot one physical phone of a lab file by its
-`reboot` method (PROTOCOL §5; `harness.physical.reboot`): SIP NOTIFY check-sync, a PoE power
-cycle over SNMPv2c, or an operator at the bench.
+"""The bench's commands for physical phones (PROTOCOL §5):
+
+`enrollab lab reboot --lab FILE NAME|MAC` — reboot one physical phone of a lab file by its
+`reboot` method (`harness.physical.reboot`): SIP NOTIFY check-sync, a PoE power cycle over
+SNMPv2c, or an operator at the bench.
 
     enrollab lab reboot --lab bench.toml desk-1
     POE_COMMUNITY=… enrollab lab reboot --lab bench.toml A4:25:1B:0C:3D:5E --json
+
+`enrollab lab check --lab FILE` — whether each physical phone's reboot method is ready (SIP
+OPTIONS to the phone, an SNMP read of its PoE port, a terminal for the operator), as a table;
+exit 0 when all are ready, 1 otherwise (`harness.physical.check`). It reboots nothing.
 
 Exit 0 when the reboot was carried out; 1 with a one-line reason when it was not (no answer,
 refused, wrong community, no terminal for an operator); 2 for bad arguments (no such lab file or
@@ -29,7 +35,7 @@ from rich.markup import escape
 
 from harness.errors import HarnessError, LabError
 
-__all__ = ["reboot_command"]
+__all__ = ["check_command", "reboot_command"]
 
 console = Console(stderr=True)
 
@@ -99,3 +105,49 @@ def reboot_command(phone: str, lab_file: Path, netns: str | None, as_json: bool)
                           "detail": "interrupted"}, "interrupted")
     _out(as_json, 0, {"event": "rebooted", "phone": label, "mac": spec.mac, "method": done.method,
                       "detail": done.detail}, f"rebooted {label} ({done.method}): {done.detail}")
+
+
+@click.command("check")
+@click.option("--lab", "lab_file", type=click.Path(path_type=Path, dir_okay=False), required=True, metavar="FILE",
+              help="The lab file whose physical phones to check.")
+@click.option("--netns", default=None, metavar="NS",
+              help="Send SIP OPTIONS from inside this network namespace (ip netns); an extension of PROTOCOL §5.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per phone on stdout instead of a table.")
+def check_command(lab_file: Path, netns: str | None, as_json: bool) -> None:
+    """Is the bench ready? For each physical phone of the lab file, what its reboot method needs:
+    SIP OPTIONS to its ip (sip-notify), an SNMP read of its PoE port with the community from the
+    environment (poe), a terminal for the operator (manual). Reboots nothing.
+
+    Prints a table (phone, MAC, ip, reboot, checked, ready, detail); exit 0 when every phone is
+    ready, 1 when one is not, 2 for a lab file that cannot be used or has no physical phones.
+    """
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from harness.lab import load_lab
+    from harness.physical.check import check_devices
+
+    try:
+        loaded = load_lab(lab_file)
+    except LabError as err:
+        _out(as_json, 2, {"event": "error", "error": err.error, "detail": str(err)}, f"{err.error}: {err}")
+    physical = [d for d in loaded.devices if d.driver == "physical"]
+    if not physical:
+        _out(as_json, 2, {"event": "error", "error": "no-physical-phones", "detail": f"{lab_file} lists none"},
+             f"no-physical-phones: {lab_file} lists no driver = \"physical\" devices")
+    checks = asyncio.run(check_devices(physical, netns=netns))
+    ready = all(c.ready for c in checks)
+    if as_json:
+        for c in checks:
+            click.echo(json.dumps({"event": "check", **asdict(c)}, ensure_ascii=False))
+    else:
+        table = Table(title=f"bench check: {lab_file}")
+        for column in ("phone", "MAC", "ip", "reboot", "checked", "ready", "detail"):
+            table.add_column(column)
+        for c in checks:
+            table.add_row(c.phone, c.mac, c.ip or "-", c.reboot, c.what, "[green]yes[/]" if c.ready else "[red]no[/]",
+                          escape(c.detail))
+        Console(width=160).print(table)
+        click.echo(f"{sum(c.ready for c in checks)} of {len(checks)} phones ready")
+    sys.exit(0 if ready else 1)
