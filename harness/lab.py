@@ -51,7 +51,8 @@ Decisions:
   a lab file names the same devices on every machine. `count = N` stands for N such phones;
   with an explicit `mac` it must be 1.
 - Models are stored under their catalog name, versions in their normalised form (`R1.1` -> `1.1`).
-- `--target sim` uses the simulated devices, `--target lab` the physical ones (`devices_for`).
+- `--target sim` uses the simulated devices, `--target lab` the physical ones, `--target all`
+  both in one run and one report (`devices_for`).
 - The lab digest (`sha256:…` of the file's bytes) goes into every report's provenance.
 """
 
@@ -96,8 +97,10 @@ DEFAULT_LAB = "labs/example-sim.toml"
 DEFAULT_LOGIN = "admin"
 DEFAULT_PASSWORD_ENV = "ENROLLAB_ADMIN_PASSWORD"  # noqa: S105 - the name of a variable
 
-Target = Literal["sim", "lab"]
-DRIVER_OF_TARGET: Mapping[str, str] = {"sim": "simulated", "lab": "physical"}
+Target = Literal["sim", "lab", "all"]
+# The driver a target works with; `all` takes every device of the lab (a mixed run, one report).
+DRIVER_OF_TARGET: Mapping[str, str] = {"sim": "simulated", "lab": "physical", "all": "simulated or physical"}
+TARGETS = ("sim", "lab", "all")
 NETWORK_PATHS = ("loopback", "namespaces")  # [options] network_path: harness.lab_network.path
 
 
@@ -134,7 +137,7 @@ class DeviceSpec:
     reboot: str | None = None
     thumbprint: str | None = None
     faults: Mapping[str, Any] = field(default_factory=dict)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # sip/poe settings of physical phones
+    extra: Mapping[str, Any] = field(default_factory=dict)  # sip/poe/boot_timeout of physical phones
 
     @property
     def id(self) -> str:
@@ -163,7 +166,9 @@ class Lab:
     network: NetworkSpec | None = None
 
     def devices_for(self, target: str) -> tuple[DeviceSpec, ...]:
-        """The devices a `--target` works with: sim -> simulated, lab -> physical."""
+        """The devices a `--target` works with: sim -> simulated, lab -> physical, all -> both."""
+        if target == "all":
+            return self.devices
         driver = DRIVER_OF_TARGET[target]
         return tuple(d for d in self.devices if d.driver == driver)
 
@@ -444,7 +449,7 @@ def _expand(entries: Iterable[dict[str, Any]], seed: int, taken: Mapping[str, in
                 reboot=entry.get("reboot"),
                 thumbprint=thumbprint.replace(":", "").upper() if isinstance(thumbprint, str) else None,
                 faults=MappingProxyType(dict(_table(entry.get("faults")))),
-                extra=MappingProxyType({k: entry[k] for k in ("sip", "poe") if k in entry}),
+                extra=MappingProxyType({k: entry[k] for k in ("sip", "poe", "boot_timeout") if k in entry}),
             )
 
 

@@ -10,8 +10,8 @@ method (`harness.physical.reboot`) and then *waits for what it does*, seen by th
 - the harness's file servers' request logs: each file the phone's address fetched, with status;
 - (the lab network capture joins them as evidence when the run has one).
 
-The wait is an event wait with a deadline (`Bench.boot_timeout`, the lab file's `boot_timeout`,
-default 300 s): it polls the two logs and ends as soon as the phone reached a terminal point —
+The wait is an event wait with a deadline (the lab file's `boot_timeout`, else
+`Bench.boot_timeout`, 300 s): it polls the two logs and ends as soon as the phone reached a terminal point —
 a settings file fetched (provisioned), or an enrollment answer after which a phone stops
 (`code_invalid`, `locked`, `rejected`, `unknown_device`) and `settle` seconds of quiet. A phone
 that never comes back is a `HarnessError("phone-silent")` whose message says what was seen.
@@ -214,7 +214,8 @@ class PhysicalDevice:
     async def _wait(self, audit: AuditLogObserver | None, mark: AuditMark | None,
                     files: Sequence[FileServerObserver], marks: Sequence[int]) -> Outcome:
         started = time.monotonic()
-        deadline = started + self.bench.boot_timeout
+        timeout = float(self.spec.extra.get("boot_timeout", self.bench.boot_timeout))
+        deadline = started + timeout
         seen_entries: list[dict[str, Any]] = []
         quiet_since = time.monotonic()
         last_count = 0
@@ -241,7 +242,7 @@ class PhysicalDevice:
                 requests = ", ".join(r.path for r, _ in fetched[:8]) or "none"
                 raise HarnessError(
                     "phone-silent",
-                    f"{self._name} did not reach a provisioning server within {self.bench.boot_timeout:g} s of the "
+                    f"{self._name} did not reach a provisioning server within {timeout:g} s of the "
                     f"reboot: saw {len(seen_entries)} enrollment answer(s) ({answers}) and {len(fetched)} file "
                     f"request(s) ({requests})",
                     value={"audit": seen_entries, "files": [obs.evidence(r) for r, obs in fetched]},

@@ -1,0 +1,43 @@
+"""The README's bench lab file ("Pointing enrollab at your phones") is a lab file enrollab takes,
+and says what the chapter says it does."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.errors import LabError
+from harness.lab import parse_lab
+from harness.physical.poe import PoePort
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_bench_lab_file_loads_with_each_reboot_method() -> None:
+    chapter = README.read_text().split("## Pointing enrollab at your phones", 1)[1].split("\n## ", 1)[0]
+    toml = re.search(r"```toml\n(.*?)```", chapter, re.S)
+    assert toml is not None
+    lab = parse_lab(toml[1])
+    by_name = {d.name: d for d in lab.devices_for("lab")}
+    assert {n: d.reboot for n, d in by_name.items()} == {"desk-1": "sip-notify", "desk-2": "poe",
+                                                         "conference-room": "manual"}
+    assert lab.devices_for("all") == lab.devices and lab.devices_for("sim") == ()
+    assert dict(by_name["desk-1"].extra["sip"]) == {"port": 5060, "t1": 0.5}
+    port = PoePort.from_lab(by_name["desk-2"].extra["poe"], "desk-2")
+    assert (port.switch, port.group, port.port, port.community_env, port.off_seconds) == (
+        "10.0.40.2", 1, 7, "POE_COMMUNITY", 5.0)
+    assert by_name["desk-1"].serial == "21WZ51234567" and by_name["desk-1"].mac == "A4251B0C3D5E"
+
+
+def test_boot_timeout_and_poe_tables_are_checked() -> None:
+    lab = parse_lab('[[devices]]\ndriver = "physical"\nmodel = "J179"\nfirmware = "4.1.11.0.9"\n'
+                    'mac = "A4251B000001"\nip = "10.0.0.1"\nreboot = "sip-notify"\nboot_timeout = 90\n')
+    assert lab.devices[0].extra["boot_timeout"] == 90
+    for bad, says in (('boot_timeout = 0', "boot_timeout"), ('poe = {switch = "s", port = 1}', "community_env"),
+                      ('poe = {switch = "s", port = 1, community_env = "not a name"}', "community_env")):
+        with pytest.raises(LabError) as refused:
+            parse_lab('[[devices]]\ndriver = "physical"\nmodel = "J179"\nfirmware = "4.1.11.0.9"\n'
+                      f'mac = "A4251B000001"\nip = "10.0.0.1"\nreboot = "poe"\n{bad}\n')
+        assert any(says in problem for problem in refused.value.problems), refused.value.problems
