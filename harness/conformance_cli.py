@@ -41,8 +41,9 @@ def conformance() -> None:
 
 
 @conformance.command("run")
-@click.option("--target", type=click.Choice(["sim", "lab"]), required=True,
-              help="Devices under test: sim (the lab's simulated devices) or lab (its physical phones).")
+@click.option("--target", type=click.Choice(["sim", "lab", "all"]), required=True,
+              help="Devices under test: sim (the lab's simulated devices), lab (its physical phones) or all "
+              "(both, in one run and one report).")
 @click.option("--lab", "lab_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Lab file (TOML, see harness/lab.py); default: the shipped example-sim.toml.")
 @click.option("--suite", type=click.Choice(["server", "device", "all"]), default="all", show_default=True,

@@ -139,8 +139,8 @@ TRACEBACK_LIMIT = 6000
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("enrollab", "enrollab conformance runs (harness.pytest_plugin)")
-    group.addoption("--target", dest="enrollab_target", choices=("sim", "lab"), default=None,
-                    help="devices under test: sim (simulated, default) or lab (physical phones)")
+    group.addoption("--target", dest="enrollab_target", choices=("sim", "lab", "all"), default=None,
+                    help="devices under test: sim (simulated, default), lab (physical phones) or all (both)")
     group.addoption("--lab", dest="enrollab_lab", metavar="LAB.toml", default=None,
                     help="the lab file (default: fixtures/labs/example-sim.toml)")
     group.addoption("--server", dest="enrollab_server", metavar="URL", default=None,
