@@ -1,0 +1,119 @@
+"""Admin API, devices: search (DEV-11), export (DEV-10) and reading one device, within ACC-7."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from sqlalchemy import func, select
+
+from server.api.devices.lifecycle import _missing
+from server.api.devices.presentation import _cell, device_json, export_response
+from server.api.devices.schemas import CHUNK, DEVICE_COLUMNS, EXPORT_FORMATS, STATE_COLUMNS
+from server.api.devices.visibility import device_filter, labels_of, scope_devices
+from server.api.routing import Api, Req, dumps
+from server.domain.errors import bad_request
+from server.domain.identity import normalize_mac
+from server.store.models import Device
+
+api = Api()
+
+
+@api.route(
+    "GET",
+    "/devices",
+    summary="Search devices (DEV-11 filter in q); your hierarchy's only (ACC-7)",
+    action="devices.read",
+    process="DEVICE",
+    query=(("q", 'filter JSON: {"all"|"any": [{"field","op","value"}]}'),),
+)
+async def list_devices(req: Req) -> Any:
+    limit, offset = req.page()
+    where = device_filter(req.actor, req.query("q"))
+    total = await req.session.scalar(scope_devices(select(func.count()).select_from(Device), req.actor).where(where))
+    rows = list(
+        await req.session.scalars(
+            scope_devices(select(Device), req.actor).where(where).order_by(Device.mac).limit(limit).offset(offset)
+        )
+    )
+    labels = await labels_of(req.session, req.actor, [d.mac for d in rows])
+    return {"items": [device_json(d, labels.get(d.mac, []), req.now) for d in rows], "total": total}
+
+
+EXPORT_FIELDS = (*DEVICE_COLUMNS, *STATE_COLUMNS, "labels")
+
+
+@api.route(
+    "GET",
+    "/devices/export",
+    summary="Export the devices a filter selects as JSON or CSV (DEV-10, DEV-11)",
+    action="devices.read",
+    process="DEVICE",
+    query=(("format", "json (default) or csv"), ("q", "filter JSON, as for GET /devices")),
+)
+async def export_devices(req: Req) -> Any:
+    fmt = _export_format(req)
+    where = device_filter(req.actor, req.query("q"))
+    # Written page by page as text: a 100 000-device export never holds every row as objects.
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(EXPORT_FIELDS), extrasaction="ignore", lineterminator="\n")
+    if fmt == "json":
+        out.write('{"devices": [')
+    else:
+        writer.writeheader()
+    after, first = "", True
+    while True:  # keyset pages: each query stays small however large the fleet
+        page = list(
+            await req.session.scalars(
+                scope_devices(select(Device), req.actor)
+                .where(where, Device.mac > after)
+                .order_by(Device.mac)
+                .limit(CHUNK)
+            )
+        )
+        if not page:
+            break
+        labels = await labels_of(req.session, req.actor, [d.mac for d in page])
+        for d in page:
+            item = device_json(d, labels.get(d.mac, []), req.now)
+            if fmt == "json":
+                out.write(("" if first else ",") + dumps(item))
+            else:
+                item["labels"] = ";".join(label["name"] for label in item["labels"])
+                writer.writerow({k: _cell(item.get(k)) for k in EXPORT_FIELDS})
+            first = False
+        after = page[-1].mac
+    if fmt == "json":
+        out.write("]}")
+        return export_response(out.getvalue(), "devices.json", "application/json")
+    return export_response(out.getvalue(), "devices.csv", "text/csv")
+
+
+def _export_format(req: Req) -> str:
+    fmt = (req.query("format") or "json").lower()
+    if fmt not in EXPORT_FORMATS:
+        raise bad_request("invalid-format", "format must be json or csv", fmt)
+    return fmt
+
+
+
+
+@api.route(
+    "GET",
+    "/devices/{mac}",
+    summary="Read one device (MAC in any PROTOCOL §1 form)",
+    action="devices.read",
+    process="DEVICE",
+)
+async def get_device(req: Req) -> Any:
+    mac = normalize_mac(req.param("mac"))
+    d = await req.session.scalar(scope_devices(select(Device), req.actor).where(Device.mac == mac))
+    if d is None:
+        raise _missing(mac)
+    labels = await labels_of(req.session, req.actor, [mac])
+    return device_json(d, labels.get(mac, []), req.now)
+
+
+# --- routes: lifecycle ----------------------------------------------------------------------------
+
