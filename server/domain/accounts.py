@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from server.domain import confusables
 from server.domain.errors import DomainError, conflict, invalid
 
 
@@ -135,7 +136,7 @@ def validate_account_name(name: object) -> str:
         )
     if _CONTROL.search(trimmed):
         raise invalid("invalid-account-name", "The account name contains a control character.", value=name)
-    return trimmed
+    return confusables.check_name(trimmed, "account")
 
 
 _IMMUTABLE_FIELDS = frozenset({"id", "parent_id"})

@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import posixpath
+import stat
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from server.domain.devices import ORDER_FIELDS
 from server.domain.errors import DomainError
 from server.domain.identity import normalize_mac
 from server.domain.inputs import storable
+from server.domain.site_config import member_file_type
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -349,6 +351,13 @@ def decode_text(data: bytes, *, hint: Format | None = None, name: str | None = N
                 f"The file is {encoding}; save it as UTF-8 (with or without BOM).",
                 name,
             )
+    if _looks_wide(data):
+        raise _refuse(
+            "import-bad-encoding",
+            "The file looks like UTF-16 or UTF-32 without a byte-order mark (every other byte is NUL); "
+            "save it as UTF-8.",
+            name,
+        )
     try:
         return data.removeprefix(_UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -368,14 +377,33 @@ def decode_text(data: bytes, *, hint: Format | None = None, name: str | None = N
         ) from exc
 
 
+def _looks_wide(data: bytes) -> bool:
+    """UTF-16 or UTF-32 text without a BOM: nearly every code unit of its start is one ASCII byte
+    and NUL padding. (A NUL here and there in a cell is a row error, `invalid-text`.)"""
+    sample = data[:256]
+    for width in (2, 4):
+        units = [sample[i : i + width] for i in range(0, len(sample) - width + 1, width)]
+        if len(units) < 4:
+            continue
+        for ascii_at in (0, width - 1):  # little-endian, big-endian
+            narrow = sum(
+                1
+                for unit in units
+                if 0x09 <= unit[ascii_at] < 0x7F and not any(b for i, b in enumerate(unit) if i != ascii_at)
+            )
+            if narrow * 10 >= len(units) * 9:
+                return True
+    return False
+
+
 # --- ZIP ---------------------------------------------------------------------------------------
 
 
 def read_zip_members(data: bytes, *, max_bytes: int) -> list[tuple[str | None, Format, bytes]]:
     """DEV-1: the .json and .csv members of a ZIP import, read safely.
 
-    Refused: encrypted or broken archives, path traversal, members of any other type (nested
-    ZIPs included), and unpacked content over `max_bytes` — checked on the sizes the archive
+    Refused: encrypted or broken archives, path traversal, symbolic links, members of any other
+    type (nested ZIPs included), and unpacked content over `max_bytes` — checked on the sizes the archive
     declares and again on the bytes actually inflated, so a lying header cannot slip a bomb by.
     """
     try:
@@ -419,6 +447,8 @@ def check_zip_listing(infos: list[zipfile.ZipInfo], max_bytes: int) -> None:
         seen.add(name)
         if info.flag_bits & 0x1:
             raise _refuse("import-bad-zip", f"The ZIP member {name!r} is encrypted.", name)
+        if member_file_type(info) not in (0, stat.S_IFREG):
+            raise _refuse("import-bad-zip", f"The ZIP member {name!r} is a symbolic link or other non-file.", name)
         if not name.lower().endswith((".json", ".csv")):
             raise _refuse(
                 "import-unsupported-format",

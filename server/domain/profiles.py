@@ -32,9 +32,11 @@ from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from server.domain import confusables
 from server.domain.errors import DomainError, invalid
 
 URL_MAX = 255
@@ -319,9 +321,10 @@ def parse_server_type(raw: object, url: ParsedUrl) -> ServerType:
 
 
 def validate_root_ca(pem: object, *, now: datetime | None = None) -> str:
-    """PRF-1: an optional root CA is exactly one PEM certificate with basicConstraints CA:TRUE
-    (and, when `now` is given, valid at `now`). Returns it re-encoded as clean PEM.
-    Refusal: `invalid-root-ca`."""
+    """PRF-1: an optional root CA is exactly one PEM certificate with basicConstraints CA:TRUE,
+    self-signed (issuer = subject, and the signature verifies with its own key: an intermediate
+    is not a trust anchor a phone can install alone), and, when `now` is given, valid at `now`.
+    Returns it re-encoded as clean PEM. Refusal: `invalid-root-ca`."""
     if not isinstance(pem, str):
         raise invalid("invalid-root-ca", "The root CA certificate must be PEM text.")
     count = pem.count("-----BEGIN CERTIFICATE-----")
@@ -345,6 +348,19 @@ def validate_root_ca(pem: object, *, now: datetime | None = None) -> str:
             "The certificate is not a CA certificate (basicConstraints CA:TRUE is missing).",
             value=subject,
         )
+    if cert.issuer != cert.subject:
+        raise invalid(
+            "invalid-root-ca",
+            f"The certificate is not a root: it is issued by {cert.issuer.rfc4514_string()}; "
+            "give the self-signed root CA of that chain.",
+            value=subject,
+        )
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        raise invalid(
+            "invalid-root-ca", "The root CA's self-signature does not verify (a damaged certificate).", value=subject
+        ) from None
     if now is not None and not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise invalid(
             "invalid-root-ca",
@@ -474,4 +490,4 @@ def validate_profile_name(name: object) -> str:
         )
     if re.search(r"[\x00-\x1f\x7f]", trimmed):
         raise invalid("invalid-profile-name", "The profile name contains a control character.", value=name)
-    return trimmed
+    return confusables.check_name(trimmed, "profile")

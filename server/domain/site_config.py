@@ -9,6 +9,9 @@ Decisions:
   case-insensitive (`LOGO.PNG` is a PNG): the guide's case rule is about the names phones
   request, not about file types.
 - Only stored and deflated members (what every zip tool writes); encrypted members are refused.
+- Only regular files: a member whose Unix mode says symbolic link (or device, FIFO, socket) is
+  refused (`zip-symlink`, `zip-not-a-file`) — served as bytes it would be a broken file, and any
+  tool that unpacks the stored zip would follow it out of its directory.
 - Zip-bomb guards: the sum of declared uncompressed sizes is checked before anything is
   decompressed, then actual bytes are counted while reading, in chunks, so no more than the
   limit is ever inflated. The compression-ratio limit applies to members larger than 64 KiB:
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import io
 import re
+import stat
 import zipfile
 from typing import NoReturn
 
@@ -88,6 +92,11 @@ def check_member_name(name: str) -> None:
         )
 
 
+def member_file_type(info: zipfile.ZipInfo) -> int:
+    """The file type bits (`stat.S_IFMT`) of a member's Unix mode; 0 when the archive records none."""
+    return stat.S_IFMT(info.external_attr >> 16)
+
+
 def _open(data: bytes) -> zipfile.ZipFile:
     if not isinstance(data, bytes | bytearray) or not data:
         _refuse("not-a-zip", "The upload is empty", None)
@@ -114,6 +123,11 @@ def _check_directory(
         seen.add(name)
         if info.flag_bits & 0x1:
             _refuse("zip-encrypted-member", f"The member '{name}' is encrypted", name)
+        kind = member_file_type(info)
+        if kind == stat.S_IFLNK:
+            _refuse("zip-symlink", f"The member '{name}' is a symbolic link; only regular files are allowed", name)
+        if kind not in (0, stat.S_IFREG):
+            _refuse("zip-not-a-file", f"The member '{name}' is not a regular file", name)
         if info.compress_type not in _METHODS:
             _refuse(
                 "zip-unsupported-compression",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from server.domain import confusables
 from server.domain.errors import DomainError, invalid
 from server.domain.identity import Version, parse_version
 
@@ -52,7 +53,7 @@ def validate_site_name(name: object) -> str:
         )
     if re.search(r"[\x00-\x1f\x7f]", trimmed):
         raise invalid("invalid-site-name", "The site name contains a control character.", value=name)
-    return trimmed
+    return confusables.check_name(trimmed, "site")
 
 
 def validate_entry_index(index: object, entry_count: int) -> int:
