@@ -34,11 +34,11 @@ import pytest
 import pytest_asyncio
 
 from conformance.device.observability import observable
+from fixtures.features import FeatureMatrix
 from harness.errors import HarnessError
 from harness.outcomes import not_applicable
 from harness.pytest_plugin import add_evidence
 from harness.scripted_des import ScriptedDES
-from simulators.capabilities import Capabilities
 
 DES_HOST = "des.enrollab.test"
 MARKERS = (
@@ -61,21 +61,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     model, firmware = getattr(spec, "model", None), getattr(spec, "firmware", None)
     if not isinstance(model, str) or not isinstance(firmware, str):
         return
-    caps = Capabilities.load()
+    matrix = FeatureMatrix.load()  # Appendix A itself, not the simulators' reading of it
     for mark in item.iter_markers("lacks_feature"):
         for feature in mark.args:
-            if caps.supports(model, firmware, feature):
-                why = caps.explain(model, firmware, feature)
-                not_applicable(f"a negative check for devices without {caps.matrix.label(feature)}: {why}")
+            if matrix.supports(model, firmware, feature):
+                why = matrix.explain(model, firmware, feature)
+                not_applicable(f"a negative check for devices without {matrix.label(feature)}: {why}")
     for mark in item.iter_markers("needs"):
         for feature in mark.args:
-            if not caps.supports(model, firmware, feature):
-                not_applicable(f"not observable on this device: {caps.explain(model, firmware, feature)}")
+            if not matrix.supports(model, firmware, feature):
+                not_applicable(f"not observable on this device: {matrix.explain(model, firmware, feature)}")
     if item.get_closest_marker("statement") is not None:
-        features = [caps.matrix.feature_id(f) for mark in item.iter_markers("feature") for f in mark.args]
-        supports = functools.partial(caps.supports, model, firmware)
+        features = [matrix.feature_id(f) for mark in item.iter_markers("feature") for f in mark.args]
+        supports = functools.partial(matrix.supports, model, firmware)
         if all(observable(supports, f) for f in features):
-            labels = ", ".join(caps.matrix.label(f) for f in features)
+            labels = ", ".join(matrix.label(f) for f in features)
             not_applicable(f"the behavioural tests observe {labels} on this device")
 
 

@@ -159,10 +159,10 @@ async def test_des_stat_0_and_1_disable_des_and_the_prompt(
 @pytest.mark.steps("arrange", "boot", "check")
 async def test_des_stat_3_forces_des_where_the_firmware_has_it(
         dut: Any, des: ScriptedDES, file_server: Any, step: Any) -> None:
-    from simulators.capabilities import Capabilities
+    from conformance.device.declared import can_force_des
 
     files = await _files(file_server)
-    forced = Capabilities.load().can_force_des(dut.identity.model, dut.identity.firmware)
+    forced = can_force_des(dut.identity.model, dut.identity.firmware)
     with step("arrange", evidence={"option_242": "DES_STAT=3", "firmware_can_force": forced}):
         dut.network = FixedNetwork({"DES_STAT": "3"})
         des.script(dut.identity.mac, redirect(files.https_url))

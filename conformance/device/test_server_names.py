@@ -17,7 +17,7 @@ only thing that varies is the names the certificate carries (`cert_names`, the D
 | DNS name only, no IP SAN             | the address         | refused (IP-address URLs)         |
 
 Which firmware refuses wildcards is the declaration in `fixtures/phone-models.json`, read by
-`conformance.device.server_names` (not by the simulators' code). A refused certificate leaves no
+`conformance.device.declared` (not by the simulators' code). A refused certificate leaves no
 request in the file server's access log: the evidence is the wire.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from conformance.device.server_names import refuses_wildcards, wildcard_source
+from conformance.device.declared import refuses_wildcards, wildcard_source
 from conformance.device.settings_files import SETTINGS_FILE, settings
 from harness.dut import Outcome, OutcomeResult
 from harness.fileserver import FileServer
