@@ -18,8 +18,9 @@ Rules (pure: the caller passes `now`; no I/O):
   while backing off. A name with no failure for `reset_minutes` starts again at 0.
 - A success clears nothing an attacker built up (it would hand him `free` fast tries again after
   each real login); it makes the address *trusted* for that name: for `TRUST_DAYS` (the last
-  `TRUSTED_PER_LOGIN` such addresses) the per-login back-off does not apply to it until it
-  fails `free` times itself. The per-address budget always applies.
+  `TRUSTED_PER_LOGIN` such addresses) neither limit holds that name at that address until it
+  has failed `free` times itself (then both apply as to anyone). Its failures still count in
+  the address's budget for every other name.
 - Only failures count: a wrong password, an unknown name, a wrong or replayed one-time code.
   A right password that is refused for another reason (disabled account, one-time code still
   to send) is neither a failure nor a success.
@@ -97,7 +98,7 @@ class BackOff:
 class LoginThrottlePolicy:
     """Defaults: 20 failures per address per 10 minutes; per login 5 free failures, then 1 s,
     2 s, 4 s … up to 15 minutes between tries. A login under attack from any number of addresses
-    gets about 100 tries a day; its administrator, from an address it logged in from, none fewer."""
+    gets about 100 tries a day; its administrator, from an address it logged in from, is not held."""
 
     per_address: Budget = field(default_factory=lambda: Budget(20, 10))
     per_login: BackOff = field(default_factory=BackOff)
@@ -136,7 +137,7 @@ class Attempt:
 
     login: str
     address: str
-    exempt: bool  # a trusted address: the per-login back-off did not apply
+    exempt: bool  # an address trusted for this name: neither limit applied
 
 
 @dataclass
@@ -205,14 +206,13 @@ class LoginGate:
     def begin(self, login: str, address: str | None, now: datetime) -> Attempt | Refusal:
         """Before the password is looked at: a refusal, or the try to `end` afterwards."""
         address = address or "?"
-        budget = self.policy.per_address
-        pending = self._in_flight.get(address, 0)
-        if self.per_address.count(address, now) + pending >= budget.failures:
-            self.refused_per_address += 1
-            return Refusal(self.per_address.retry_after(address, now) or 1, "per-address")
         record = self._record(login, now)
         trust = record.trusted.get(address) if record is not None else None
         exempt = trust is not None and trust.failures < self.policy.per_login.free
+        pending = self._in_flight.get(address, 0)
+        if not exempt and self.per_address.count(address, now) + pending >= self.policy.per_address.failures:
+            self.refused_per_address += 1
+            return Refusal(self.per_address.retry_after(address, now) or 1, "per-address")
         if record is not None and not exempt:
             wait = self._login_wait(record, now)
             if wait is not None:

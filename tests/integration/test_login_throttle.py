@@ -73,6 +73,12 @@ async def test_an_address_over_its_budget_gets_429_and_the_user_gets_in_after_th
     assert {e["account_id"] for e in refused} == {sp.account_id}
     figures = (await admin.get("/settings/login-throttle")).ok()["figures"]
     assert figures["failed_logins"] == 3 and figures["refused_per_address"] == 2
+    # someone at her own address (127.0.0.1, where she logged in) spends its budget on other
+    # names: those are held, she is not
+    for name in ("x1@example.test", "x2@example.test", "x3@example.test"):
+        assert (await login_from(server, "127.0.0.1", name, WRONG)).status == 401
+    assert (await login_from(server, "127.0.0.1", "x4@example.test", WRONG)).status == 429
+    assert (await login_from(server, "127.0.0.1", sp.login_name, PASSWORD)).status == 200
 
 
 async def test_a_login_under_attack_backs_off_but_never_keeps_its_administrator_out(

@@ -110,6 +110,20 @@ def test_a_success_trusts_its_address_and_resets_nothing_for_the_attacker() -> N
     assert refusal(g, "alice", "203.0.113.99", at(9000)) is not None
 
 
+def test_an_address_spending_its_budget_still_lets_in_the_names_trusted_there() -> None:
+    g = gate(Budget(3, 10), free=3)
+    ok = g.begin("alice", "192.0.2.10", at(0))
+    assert isinstance(ok, Attempt)
+    g.end(ok, SUCCEEDED, at(0))
+    for i in range(3):  # someone behind the same address (NAT) sprays other names
+        fail(g, f"user{i}", "192.0.2.10", at(i))
+    assert refusal(g, "user9", "192.0.2.10", at(5)) == Refusal(595, "per-address")
+    mine = g.begin("alice", "192.0.2.10", at(5))
+    assert isinstance(mine, Attempt) and mine.exempt
+    g.end(mine, FAILED, at(5))  # her own failures count in the address's budget all the same
+    assert refusal(g, "user0", "192.0.2.10", at(300)) == Refusal(301, "per-address")  # failures at 1, 2, 5 s
+
+
 def test_a_trusted_address_that_fails_free_times_itself_backs_off_like_any_other() -> None:
     g = gate(free=3, base_seconds=60, cap_seconds=900)
     ok = g.begin("alice", "192.0.2.10", at(0))
@@ -224,24 +238,32 @@ def test_policy_json_round_trip_and_partial_values() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     attacks=st.lists(
-        st.tuples(st.integers(0, 7), st.floats(0, 5000), st.booleans()), min_size=1, max_size=80
+        st.tuples(st.integers(0, 8), st.floats(0, 5000), st.booleans(), st.sampled_from(["alice", "bob", "carol"])),
+        min_size=1,
+        max_size=80,
     ),
     free=st.integers(1, 6),
     cap=st.integers(1, 1800),
+    budget=st.integers(1, 30),
 )
-def test_no_attack_locks_the_user_out(attacks: list[tuple[int, float, bool]], free: int, cap: int) -> None:
-    """Whatever an attacker does from other addresses (fail, or just try), the user at an address
-    she logged in from is never held by the per-login rule, and every refusal anyone gets says
-    to come back within the cap or the address window."""
+def test_no_attack_locks_the_user_out(
+    attacks: list[tuple[int, float, bool, str]], free: int, cap: int, budget: int
+) -> None:
+    """Whatever an attacker does (fail or just try, any names, from other addresses or for other
+    names from hers), the user at an address she logged in from is never held, and every refusal
+    anyone gets says to come back within the cap or the address window."""
     window = 600
-    g = gate(Budget(20, window // 60), free=free, base_seconds=1, cap_seconds=cap)
+    g = gate(Budget(budget, window // 60), free=free, base_seconds=1, cap_seconds=cap)
     ok = g.begin("alice", "192.0.2.10", at(0))
     assert isinstance(ok, Attempt)
     g.end(ok, SUCCEEDED, at(0))
     now = 0.0
-    for address, gap, failing in attacks:
+    for address, gap, failing, name in attacks:
         now += gap
-        attempt = g.begin("alice", f"203.0.113.{address}", at(now))
+        source = "192.0.2.10" if address == 8 else f"203.0.113.{address}"
+        if source == "192.0.2.10" and name == "alice":  # her own address and name: that is her
+            continue
+        attempt = g.begin(name, source, at(now))
         if isinstance(attempt, Refusal):
             assert 1 <= attempt.retry_after <= max(cap, window)
         else:
