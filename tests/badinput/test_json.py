@@ -19,7 +19,7 @@ from server.domain import permissions
 from tests.badinput import corpus
 from tests.badinput.conftest import Probe, World
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.badinput, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(900)]
 
 # Bodies the handlers accept, so that a bad value in one property is what gets judged.
 # {name} are the world's ids.
