@@ -187,8 +187,8 @@ class Faults:
     corrupt_firmware: bool = False
     ignore_group: bool = False
     ignore_http_refusal: bool = False
-    accept_wildcards: bool = False
     report_firmware: str | None = None
+    accept_wildcards: bool = False  # after report_firmware: the knobs' positional order is kept
 
 
 _NO_USER = User()

@@ -154,7 +154,7 @@ class Lab:
         """DEV-6: the service provider claims, associates with the customer's site, activates."""
         macs = [p.mac for p in phones]
         for phone in phones:
-            (await cust.sp.post("/devices/claim", {"mac": phone.mac, "serial": phone.serial})).ok()
+            (await cust.sp.post("/devices/claim", {"mac": phone.mac, "serial": phone.identity.serial})).ok()
         (await cust.sp.post("/devices/associate", {"macs": macs, "account_id": cust.id, "site_id": site_id})).ok()
         (await cust.sp.post("/devices/activate", {"macs": macs})).ok()
 
