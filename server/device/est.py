@@ -12,8 +12,10 @@ Decisions:
   site's provisioning entry asks for identity certificates (PRF-1) and whose model at the
   firmware it last reported at enrollment supports "Avaya issued certificates" (Appendix A,
   ENR-2/ENR-4: the redirect offered EST on the same conditions).
-  Refusals: 404 `unknown-device`, 403 `not-enrolled`, `disabled-account`, `no-profile`,
-  `identity-certificates-off`, `identity-certificates-not-supported`; a body that is not a
+  Refusals: 404 `unknown-device`, 403 `not-enrolled`, `disabled-account`, `certificate-denied`
+  (the deny-list), `manufacturer-not-allowed` (an account's allow-list; both as at enrollment,
+  `server.device.admitted`), `no-profile`, `identity-certificates-off`,
+  `identity-certificates-not-supported`; a body that is not a
   PKCS#10 request 400 `est-bad-csr`, a CSR whose subject is not `CN=<the device's MAC>` 403
   `est-subject-mismatch`, a weak key 422 `est-weak-key`; a content type other than
   `application/pkcs10` 415 `unsupported-media-type`.
@@ -26,12 +28,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from fixtures.features import FeatureMatrix
+from server.device.admitted import admitted_device
 from server.device.request import client_host, device_ctx, domain_error_response, error_response, peer_of
 from server.domain.enrollment.features import IDENTITY_CERTIFICATES
 from server.domain.errors import DomainError
 from server.pki import est
 from server.store.audit import write_audit
-from server.store.enrollment import EnrolledDevice, device_of_certificate, enrolled_device
+from server.store.enrollment import EnrolledDevice, device_of_certificate
 
 ROOT = "/.well-known/est"
 MAX_CSR_BYTES = 64 * 1024
@@ -88,7 +91,7 @@ async def simpleenroll(request: web.Request) -> web.Response:
     body = await request.read()
     pki = ctx.pki
     async with ctx.store.transaction() as session:
-        found = await enrolled_device(session, peer.cn, peer.thumbprint)
+        found = await admitted_device(session, peer)
         refusal = found if isinstance(found, DomainError) else check_identity_allowed(found)
         issued: bytes | None = None
         if refusal is None and isinstance(found, EnrolledDevice):

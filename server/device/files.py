@@ -3,8 +3,9 @@ provisioning server and serves the site's basic-configuration files.
 
 Decisions:
 - Served only to an enrolled device (approved, claimed, associated, activated, accounts
-  enabled) whose site's current entry has server type DES, and only a member of that site's
-  zip with exactly this name (names are case-sensitive, PRF-5). Everything else is 404
+  enabled; its certificate neither denied nor of a manufacturer its accounts refuse,
+  `server.device.admitted`) whose site's current entry has server type DES, and only a member
+  of that site's zip with exactly this name (names are case-sensitive, PRF-5). Everything else is 404
   `file-not-found` — the same answer whatever the reason, so nobody learns which devices,
   sites or names exist.
 - The zip was validated at upload (PRF-5: flat, allowed types, no zip bomb); a member is read
@@ -22,9 +23,10 @@ import zipfile
 
 from aiohttp import web
 
+from server.device.admitted import admitted_device
 from server.device.request import device_ctx, error_response, peer_of
 from server.domain.profiles import ServerType
-from server.store.enrollment import EnrolledDevice, enrolled_device
+from server.store.enrollment import EnrolledDevice
 
 PATH = "/device/v1/files/{name}"
 
@@ -49,7 +51,7 @@ async def get_file(request: web.Request) -> web.Response:
     ctx, peer = device_ctx(request), peer_of(request)
     name = request.match_info["name"]
     async with ctx.store.reading() as session:  # nothing is written: no write lock
-        found = await enrolled_device(session, peer.cn, peer.thumbprint)
+        found = await admitted_device(session, peer)
         data = None
         if (
             isinstance(found, EnrolledDevice)

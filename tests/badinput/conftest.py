@@ -10,18 +10,24 @@ lands in `TALLY`, printed at the end of the run as kinds × endpoints.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
+import ssl
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 
+from server.domain.notifications import NotificationKind
 from server.runner import Running, ServeConfig, start
+from server.store.models import AuditLog, Base
 from tests.badinput.corpus import Item
 from tests.conftest import ADMIN_PASSWORD, _postgres_reachable
 from tests.integration.client import Answer, ApiClient
@@ -31,6 +37,37 @@ from tests.integration.test_api_input_boundary import digest
 ERROR_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 # A job's own rows are what a refused-row import writes on purpose (DEV-1: the job lists them).
 JOB_TABLES = frozenset({"jobs", "job_results"})
+TLS_REFUSED = "tls-refused"
+# What a device refusal may write besides its audit entry (a manifest item's `writes`): NTF-1's
+# "Device Enrollment Failure" notice to the owner of the device the request named, and, for a
+# device whose certificate verified, its last contact and reported firmware (the admin API shows both).
+FAILURE_NOTICE, LAST_CONTACT = "failure-notice", "last-contact"
+DEVICE_SEEN_COLUMNS = frozenset({"last_contact", "firmware"})
+
+
+def allowances(expect: dict[str, Any]) -> frozenset[str]:
+    writes = expect.get("writes", ())
+    return frozenset([writes] if isinstance(writes, str) else writes)
+
+
+async def permitted_digest(server: Running, allow: frozenset[str]) -> str:
+    """`digest` without what `allow` lets a refusal write: failure notices, a device's last contact."""
+    h = hashlib.sha256()
+    async with server.opened.ctx.store.transaction() as session:
+        for table in Base.metadata.sorted_tables:
+            if table.name == AuditLog.__tablename__:
+                continue
+            columns = list(table.c)
+            if LAST_CONTACT in allow and table.name == "devices":
+                columns = [c for c in columns if c.name not in DEVICE_SEEN_COLUMNS]
+            stmt = select(*columns)
+            if FAILURE_NOTICE in allow and table.name == "notifications":
+                stmt = stmt.where(table.c.kind != NotificationKind.DEVICE_ENROLLMENT_FAILURE.value)
+            rows = (await session.execute(stmt)).all()
+            h.update(table.name.encode())
+            for row in sorted(repr(tuple(r)) for r in rows):
+                h.update(row.encode("utf-8", "backslashreplace"))
+    return h.hexdigest()
 
 
 # --- the tally -----------------------------------------------------------------------------------------
@@ -44,6 +81,7 @@ class Cell:
     server_errors: int = 0
     partial_writes: int = 0
     unexpected: int = 0
+    handshakes: dict[str, int] = field(default_factory=dict)  # how refused handshakes ended, by alert
 
 
 @dataclass
@@ -67,6 +105,12 @@ class Tally:
         kinds = len({k for k, _ in self.cells})
         endpoints = len({e for _, e in self.cells})
         lines.append("-" * len(head))
+        alerts: dict[str, int] = defaultdict(int)
+        for _, c in rows:
+            for alert, count in c.handshakes.items():
+                alerts[alert] += count
+        for alert, count in sorted(alerts.items()):
+            lines.append(f"refused handshake: {count:4} x {alert}")
         lines.append(
             f"bad input: {total.tried} inputs x endpoints tried ({kinds} kinds, {endpoints} endpoints), "
             f"{total.refused} x 4xx, {total.accepted} accepted as documented, {total.server_errors} x 5xx, "
@@ -190,8 +234,9 @@ async def world(server: Running) -> AsyncIterator[World]:
 def _status_matches(expected: int | str, status: int) -> bool:
     if isinstance(expected, int):
         return status == expected
-    return any(status // 100 == int(part[0]) if part.endswith("xx") else status == int(part)
-               for part in expected.split("|"))
+    return any(
+        status // 100 == int(part[0]) if part.endswith("xx") else status == int(part) for part in expected.split("|")
+    )
 
 
 @dataclass
@@ -201,6 +246,7 @@ class Probe:
     world: World
     failures: list[str] = field(default_factory=list)
     last: str | None = None  # the digest after the previous probe
+    device: bool = False  # also check, after each item, that the device listener still answers
 
     async def _job_finished(self, answer: Answer) -> None:
         """An accepted bulk job runs after its answer: let it end before the next digest, or its
@@ -218,6 +264,9 @@ class Probe:
     async def health(self) -> bool:
         try:
             answer = await self.world.admin.get("/info")
+            if answer.status == 200 and self.device:
+                # The enrolled phone, on a connection of its own: the listener still serves devices.
+                return (await self.world.phone.request("GET", "/.well-known/est/cacerts")).status == 200
         except Exception:
             return False
         return answer.status == 200
@@ -234,28 +283,52 @@ class Probe:
         a refusal must leave the database as it was (a refused-row import may add its job)."""
         expect = item.expectation(endpoint)
         rows_only = expect.get("writes") == "job"
+        allow = allowances(expect) - {"job"}
         before = self.last or await digest(self.world.server)
         before_jobs = await digest(self.world.server, skip=JOB_TABLES) if rows_only else ""
+        before_permitted = await permitted_digest(self.world.server, allow) if allow else ""
         cell = TALLY.cells[(item.kind, endpoint)]
         cell.tried += 1
         where = f"{item.key} -> {endpoint}"
+        refused_handshake = False
         try:
             answer: Answer | None = await call()
         except Exception as exc:  # a dropped connection is as bad as a 500
             answer = None
             problem: str | None = f"no answer: {type(exc).__name__}: {exc}"
-        if answer is not None:
+            alert = tls_alert(exc)
+            if alert is not None and expect["status"] == TLS_REFUSED:
+                refused_handshake, problem = True, None
+                cell.refused += 1
+                cell.handshakes[alert] = cell.handshakes.get(alert, 0) + 1
+            elif alert is not None:
+                cell.unexpected += 1
+                problem = f"the TLS handshake refused it ({alert}), expected {expect['status']}"
+                refused_handshake = True
+        if answer is not None and expect["status"] == TLS_REFUSED:
+            cell.unexpected += 1
+            problem = "the TLS handshake let it through"
+        elif answer is not None:
             problem = self._judge(answer, expect, cell, check)
-        if answer is None or answer.status >= 500:
+        if (answer is None and not refused_handshake) or (answer is not None and answer.status >= 500):
             cell.server_errors += 1
         if answer is not None and answer.status < 300:
             await self._job_finished(answer)
         after = self.last = await digest(self.world.server)
-        if answer is not None and answer.status >= 400 and after != before:
+        refused = refused_handshake or (answer is not None and answer.status >= 400)
+        if (
+            refused
+            and after != before
+            and (not allow or await permitted_digest(self.world.server, allow) != before_permitted)
+        ):
             cell.partial_writes += 1
             problem = problem or "the refusal wrote to the database"
-        if (answer is not None and answer.status < 300 and rows_only
-                and await digest(self.world.server, skip=JOB_TABLES) != before_jobs):
+        if (
+            answer is not None
+            and answer.status < 300
+            and rows_only
+            and await digest(self.world.server, skip=JOB_TABLES) != before_jobs
+        ):
             cell.partial_writes += 1
             problem = problem or "a job of refused rows wrote more than the job"
         if not await self.health():
@@ -271,9 +344,15 @@ class Probe:
         status, body = answer.status, answer.body
         if status >= 500:
             return f"{status}"
+        if status >= 400 and isinstance(body, dict) and "result" in body and "error" not in body:
+            return self._judge_enrollment(answer, expect, cell, check)
         if status >= 400:
-            if not (isinstance(body, dict) and isinstance(body.get("error"), str) and ERROR_ID.match(body["error"])
-                    and isinstance(body.get("detail"), str)):
+            if not (
+                isinstance(body, dict)
+                and isinstance(body.get("error"), str)
+                and ERROR_ID.match(body["error"])
+                and isinstance(body.get("detail"), str)
+            ):
                 cell.unexpected += 1
                 return "a refusal without a stable {error, detail} body"
             if not _status_matches(expect["status"], status) or expect.get("error") not in (None, body["error"]):
@@ -291,9 +370,53 @@ class Probe:
         cell.accepted += 1
         return check(answer) if check else None
 
+    def _judge_enrollment(
+        self, answer: Answer, expect: dict[str, Any], cell: Cell, check: Callable[[Answer], str | None] | None
+    ) -> str | None:
+        """A refusal in PROTOCOL §2's shape: `result` (e.g. `unknown_device`), and for `rejected` a
+        stable kebab-case `reason` with a `detail`."""
+        status, body = answer.status, answer.body
+        stable = isinstance(body.get("result"), str) and (
+            body["result"] != "rejected"
+            or (
+                isinstance(body.get("reason"), str)
+                and ERROR_ID.match(body["reason"])
+                and isinstance(body.get("detail"), str)
+            )
+        )
+        if not stable:
+            cell.unexpected += 1
+            return "an enrollment refusal without a stable result/reason"
+        if (
+            not _status_matches(expect["status"], status)
+            or expect.get("result") not in (None, body["result"])
+            or expect.get("reason") not in (None, body.get("reason"))
+        ):
+            cell.unexpected += 1
+            wanted = " ".join(str(expect.get(k)) for k in ("status", "result", "reason") if expect.get(k))
+            return f"expected {wanted}"
+        cell.refused += 1
+        return check(answer) if check else None
+
     def assert_clean(self) -> None:
         TALLY.failures.extend(self.failures)
         assert not self.failures, "\n".join(self.failures)
+
+
+def tls_alert(exc: BaseException) -> str | None:
+    """How a refused handshake showed itself to the client, or None when `exc` is no TLS failure.
+
+    With TLS 1.3 the client finishes its side of the handshake before the server has judged its
+    certificate, so the server's alert (or, for an alert the client did not read in time, the
+    connection it then closed) arrives on the first read of the request."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return str(seen.reason or type(seen).__name__).lower().replace("_", " ")
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionError | aiohttp.ClientOSError):
+        return f"connection closed in the handshake ({type(exc).__name__})"
+    return None
 
 
 def _imported(body: Any) -> Any:

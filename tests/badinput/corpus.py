@@ -246,6 +246,7 @@ def _certificate(
     ca: bool,
     days: tuple[int, int] = (-1, 365),
     eku: list[x509.ObjectIdentifier] | None = None,
+    key_usage: x509.KeyUsage | None = None,
 ) -> x509.Certificate:
     now = datetime.now(UTC)
     builder = (
@@ -260,6 +261,8 @@ def _certificate(
     )
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    if key_usage is not None:
+        builder = builder.add_extension(key_usage, critical=True)
     return builder.sign(signer, hashes.SHA256())
 
 
@@ -279,8 +282,9 @@ def root_ca_text(spec: dict[str, Any], clock_now: datetime) -> str:
         other = ec.generate_private_key(ec.SECP256R1())
         cert = _certificate(_name("Bad Input Intermediate"), key.public_key(), _name("Other Root"), other, ca=True)
     else:
-        cert = _certificate(_name("Bad Input Root"), key.public_key(), _name("Bad Input Root"), key, ca=spec["ca"],
-                            days=days)
+        cert = _certificate(
+            _name("Bad Input Root"), key.public_key(), _name("Bad Input Root"), key, ca=spec["ca"], days=days
+        )
     der = cert.public_bytes(serialization.Encoding.DER)
     if spec.get("tamper_signature"):
         der = _tamper(der)
@@ -294,33 +298,66 @@ class ClientIdentity:
 
     cert_pem: bytes | None
     key_pem: bytes | None
+    certificate: x509.Certificate | None = None
+
+
+_KEY_USAGE_CERT_SIGN = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 def factory_item(spec: dict[str, Any], mac: str, serial: str, manufacturer: Any) -> ClientIdentity:
     """A `factory-certificates.json` item: a factory certificate with one thing wrong.
-    `manufacturer` is the server's own manufacturer CA (`server.pki.authority.CertificateAuthority`)."""
+    `manufacturer` is the server's own manufacturer CA (`server.pki.authority.CertificateAuthority`).
+
+    Spec keys: `none` (no certificate), `valid_days_from`/`valid_days_to`, `self_signed`,
+    `issued_by` (`foreign-ca`: another CA's name and key; `forged`: our CA's name, another key),
+    `eku` (`server-auth`), `key_usage` (`cert-sign`: no digitalSignature), `key` (a `private_key`
+    kind), `cn` (null: no CN; `{mac}` is `mac`). Items about the server's records (`device`,
+    `body_mac`, `revoked`) are arranged by the test; their certificates are made here as valid ones."""
     if spec.get("none"):
         return ClientIdentity(None, None)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = private_key(spec["key"]) if "key" in spec else ec.generate_private_key(ec.SECP256R1())
+    cn = spec.get("cn", "{mac}")
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, cn.replace("{mac}", mac))] if cn is not None else []
     subject = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, mac),
+            *attributes,
             x509.NameAttribute(NameOID.SERIAL_NUMBER, serial),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bad Input Corp"),
         ]
     )
     eku = [ExtendedKeyUsageOID.SERVER_AUTH] if spec.get("eku") == "server-auth" else [ExtendedKeyUsageOID.CLIENT_AUTH]
     days = (spec.get("valid_days_from", -1), spec.get("valid_days_to", 365))
+    key_usage = _KEY_USAGE_CERT_SIGN if spec.get("key_usage") == "cert-sign" else None
     if spec.get("self_signed"):
         cert = _certificate(subject, key.public_key(), subject, key, ca=False, days=days, eku=eku)
-    elif spec.get("issued_by") == "foreign-ca":
-        foreign = ec.generate_private_key(ec.SECP256R1())
-        cert = _certificate(subject, key.public_key(), _name("Foreign Manufacturer CA"), foreign, ca=False, eku=eku)
+    elif spec.get("issued_by") in ("foreign-ca", "forged"):
+        other = ec.generate_private_key(ec.SECP256R1())
+        issuer = (
+            _name("Foreign Manufacturer CA") if spec["issued_by"] == "foreign-ca" else manufacturer.certificate.subject
+        )
+        cert = _certificate(subject, key.public_key(), issuer, other, ca=False, eku=eku)
     else:
         cert = _certificate(
-            subject, key.public_key(), manufacturer.certificate.subject, manufacturer.key, ca=False, days=days, eku=eku
+            subject,
+            key.public_key(),
+            manufacturer.certificate.subject,
+            manufacturer.key,
+            ca=False,
+            days=days,
+            eku=eku,
+            key_usage=key_usage,
         )
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return ClientIdentity(cert.public_bytes(serialization.Encoding.PEM), key_pem)
+    return ClientIdentity(cert.public_bytes(serialization.Encoding.PEM), key_pem, cert)
