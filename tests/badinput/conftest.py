@@ -1,8 +1,9 @@
 """The bad-input tier's server, world and bookkeeping.
 
 One real server per test module (SQLite in a temporary directory, or a PostgreSQL schema of its
-own with ENROLLAB_TEST_DB), an account hierarchy to aim at, and `Probe`: it sends an item, checks
-the answer against the manifest, that the server still answers `/info`, and that a digest of the
+own with ENROLLAB_TEST_DB, as the `postgres` tier selects it), an account hierarchy to aim at, and
+`Probe`: it sends an item, checks the answer against the manifest, that the server still answers
+`/info` (and, for device items, the device listener its enrolled phone), and that a digest of the
 database (`tests.integration.test_api_input_boundary.digest`) shows no partial write. Every probe
 lands in `TALLY`, printed at the end of the run as kinds × endpoints.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
 import ssl
 import uuid
@@ -29,7 +29,7 @@ from server.domain.notifications import NotificationKind
 from server.runner import Running, ServeConfig, start
 from server.store.models import AuditLog, Base
 from tests.badinput.corpus import Item
-from tests.conftest import ADMIN_PASSWORD, _postgres_reachable
+from tests.conftest import ADMIN_PASSWORD
 from tests.integration.client import Answer, ApiClient
 from tests.integration.device_client import LATEST_J, Phone, entry
 from tests.integration.test_api_input_boundary import digest
@@ -133,14 +133,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+async def server(tmp_path_factory: pytest.TempPathFactory, db_backend: str | None) -> AsyncIterator[Running]:
+    """PostgreSQL as the other tiers select it (`db_backend`: ENROLLAB_TEST_DB, checked reachable
+    once per session, outside any event loop), in a schema of this module's own; else SQLite."""
     tmp = tmp_path_factory.mktemp("badinput")
-    backend = os.environ.get("ENROLLAB_TEST_DB")
+    backend = db_backend
     schema = None
     if backend:
-        problem = _postgres_reachable(backend)
-        if problem:
-            pytest.skip(f"PostgreSQL at {backend} is not reachable ({problem})")
         schema = f"t_{uuid.uuid4().hex[:16]}"
         db_url = f"{backend}{'&' if '?' in backend else '?'}schema={schema}"
     else:
