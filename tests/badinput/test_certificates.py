@@ -24,8 +24,10 @@ import base64
 import contextlib
 import json
 import ssl
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,9 +38,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
+from sqlalchemy import func, select
 
 from server.pki.tls import client_context
 from server.runner import Running
+from server.store.models import AuditLog
 from tests.badinput import corpus
 from tests.badinput.conftest import TLS_REFUSED, Probe, World
 from tests.integration.client import Answer
@@ -77,6 +81,22 @@ def good_csr(mac: str) -> bytes:
     return base64.encodebytes(csr.public_bytes(serialization.Encoding.DER))
 
 
+def lax_client(server: Running, cert_pem: bytes | None, key_pem: bytes | None) -> ssl.SSLContext:
+    """A client context that trusts the server's TLS CA and presents `cert_pem` whatever it is: at
+    OpenSSL's security level 0, so this side never refuses a weak key itself (at the default level
+    it will not even load an RSA-1024 certificate) and only the server judges."""
+    pki = server.opened.ctx.pki
+    assert pki is not None
+    context = client_context(pki.tls_ca_path)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    if cert_pem is not None and key_pem is not None:
+        with tempfile.TemporaryDirectory(prefix="badinput-") as tmp:
+            (Path(tmp) / "c.pem").write_bytes(cert_pem)
+            (Path(tmp) / "k.pem").write_bytes(key_pem)
+            context.load_cert_chain(Path(tmp) / "c.pem", Path(tmp) / "k.pem")
+    return context
+
+
 async def device_call(
     server: Running,
     cert_pem: bytes | None,
@@ -89,9 +109,7 @@ async def device_call(
 ) -> Answer:
     """One HTTP/1.1 request on a TLS connection of its own (asyncio streams and the ssl module, so a
     refused handshake surfaces as the server's TLS alert), presenting `cert_pem` (None: none)."""
-    pki = server.opened.ctx.pki
-    assert pki is not None
-    context = client_context(pki.tls_ca_path, cert_pem, key_pem) if cert_pem else client_context(pki.tls_ca_path)
+    context = lax_client(server, cert_pem, key_pem)
     url = urlsplit(server.device_url)
     host, port = url.hostname or "localhost", url.port or 443
     payload = body or b""
@@ -125,9 +143,7 @@ async def tls12_handshake(server: Running, cert_pem: bytes | None, key_pem: byte
     """The handshake alone, with TLS 1.2 at most: there the server judges the client certificate
     before its Finished, so a refusal fails the handshake itself, where TLS 1.3 (above) only sees
     the connection close after it. Answers a 200 when the handshake completed."""
-    pki = server.opened.ctx.pki
-    assert pki is not None
-    context = client_context(pki.tls_ca_path, cert_pem, key_pem) if cert_pem else client_context(pki.tls_ca_path)
+    context = lax_client(server, cert_pem, key_pem)
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     url = urlsplit(server.device_url)
     _, writer = await asyncio.open_connection(url.hostname, url.port, ssl=context)
@@ -135,6 +151,11 @@ async def tls12_handshake(server: Running, cert_pem: bytes | None, key_pem: byte
     with contextlib.suppress(OSError, ssl.SSLError):
         await writer.wait_closed()
     return Answer(200, b"the TLS 1.2 handshake completed")
+
+
+async def audit_rows(server: Running) -> int:
+    async with server.opened.ctx.store.transaction() as session:
+        return int(await session.scalar(select(func.count()).select_from(AuditLog)) or 0)
 
 
 def issued_nothing(answer: Answer) -> str | None:
@@ -262,6 +283,8 @@ async def test_enr1_a_bad_factory_certificate_is_refused(
     pki = server.opened.ctx.pki
     assert pki is not None
     device = spec.get("device")
+    cert_pem: bytes | None
+    key_pem: bytes | None
     if device in ("phone", "denied", "disallowed"):
         phone = {"phone": world.phone, "denied": phones.denied, "disallowed": phones.disallowed}[device]
         cert_pem, key_pem, mac, serial = phone.factory.cert_pem, phone.factory.key_pem, phone.mac, phone.serial
@@ -282,7 +305,9 @@ async def test_enr1_a_bad_factory_certificate_is_refused(
     def call(method: str, path: str, data: bytes | None = None, content_type: str | None = None) -> Any:
         return lambda: device_call(server, cert_pem, key_pem, method, path, body=data, content_type=content_type)
 
-    if item.expect.get("status") == TLS_REFUSED:
+    refused_in_handshake = item.expect.get("status") == TLS_REFUSED
+    audited = await audit_rows(server)
+    if refused_in_handshake:
         await device_probe.send(item, HANDSHAKE, lambda: tls12_handshake(server, cert_pem, key_pem))
     await device_probe.send(
         item, ENROLL, call("POST", "/device/v1/enroll", json.dumps(body).encode(), "application/json")
@@ -294,4 +319,6 @@ async def test_enr1_a_bad_factory_certificate_is_refused(
         call("POST", "/.well-known/est/simpleenroll", good_csr(mac), "application/pkcs10"),
         check=issued_nothing,
     )
+    if refused_in_handshake:  # nothing reached the application: not even an audit entry (ENR-5)
+        assert await audit_rows(server) == audited
     device_probe.assert_clean()
