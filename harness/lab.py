@@ -34,7 +34,10 @@
     # reboot = "poe" needs: poe = {switch = "10.0.40.2", port = 12, community_env = "POE_COMMUNITY"}
 
     [network]                      # the lab network: harness.lab_network.spec documents it
-    interface = "eth1"
+    interface = "eth1"             # a run with physical phones serves it (DHCP, LLDP, capture)
+
+    [bench]                        # how physical phones reach the harness: harness.physical.bench_spec
+    des_cert = "bench/des.crt"     # a certificate for the phones' enrollment server name they trust
 
 Examples ship as `fixtures/labs/example-sim.toml` and `fixtures/labs/example-lab.toml`.
 
@@ -76,6 +79,7 @@ import jsonschema
 import fixtures
 from harness.errors import LabError
 from harness.lab_network.spec import NetworkSpec, parse_network
+from harness.physical.bench_spec import BenchSpec, parse_bench
 
 __all__ = [
     "DEFAULT_LAB",
@@ -164,6 +168,7 @@ class Lab:
     digest: str | None = None
     interface: str | None = None
     network: NetworkSpec | None = None
+    bench: BenchSpec = field(default_factory=BenchSpec)  # how physical phones reach the harness
 
     def devices_for(self, target: str) -> tuple[DeviceSpec, ...]:
         """The devices a `--target` works with: sim -> simulated, lab -> physical, all -> both."""
@@ -296,7 +301,10 @@ class _Checker:
         devices = self.devices(doc.get("devices"), seed)
         network = parse_network(_table(doc.get("network")), self.problem)
         interface = network.interface if network is not None else None
-        return Lab(server=server, devices=tuple(devices), options=options, interface=interface, network=network)
+        dhcp_address = network.dhcp.address if network is not None and network.dhcp is not None else None
+        bench = parse_bench(_table(doc.get("bench")), self.base, self.problem, default_address=dhcp_address)
+        return Lab(server=server, devices=tuple(devices), options=options, interface=interface, network=network,
+                   bench=bench)
 
     def server(self, raw: Mapping[str, Any]) -> ServerSpec:
         url = raw.get("url") if isinstance(raw.get("url"), str) else None

@@ -707,16 +707,37 @@ async def file_server(request: pytest.FixtureRequest) -> AsyncIterator[FileServe
     state = request.node.stash.get(STATE_KEY, None)
     started: list[Any] = []
 
+    device: Any = state.device if state is not None else None
+    physical = getattr(device, "driver", "simulated") == "physical"
+
     async def start(files: Any = None, *, cert_mode: str = "private", **options: Any) -> Any:
         content = provisioning_files() if files is None else files
         settings = {"cert_mode": cert_mode, "hostnames": (FILES_HOST,), **options}
-        if cs.path is not None:  # network_path = "namespaces": on the lab address, in the lab's namespace
+        if physical:  # on the bench (`[bench]`): its address, the name the bench's DNS gives it
+            bench = cs.lab.bench
+            if cert_mode == "public":
+                raise HarnessError("public-root-unavailable",
+                                   f"{device.id}: this test needs a file server the phone trusts by a built-in public "
+                                   "root; the harness cannot issue one for a physical phone")
+            if bench.address is None:
+                raise HarnessError("bench-address-unknown", f"{device.id}: give [bench] address (the harness's "
+                                   "address on the phones' LAN) for the test's file servers")
+            names = tuple(bench.files_name if n == FILES_HOST else n for n in settings["hostnames"])
+            unknown = [n for n in names if n != bench.files_name]
+            if unknown:
+                raise HarnessError("bench-name-unknown",
+                                   f"{device.id}: this test serves files as {', '.join(unknown)}, which the bench's "
+                                   f"DNS does not name (only [bench] des_name and files_name)")
+            settings = {**settings, "host": bench.address, "hostnames": names}
+        elif cs.path is not None:  # network_path = "namespaces": on the lab address, in the lab's namespace
             settings = {"host": cs.path.address, "netns": cs.path.netns, **settings}
         try:
             server = await FileServer(content, **settings).start()
         except (OSError, ValueError) as exc:
             raise HarnessError("file-server-down", f"the harness's file server did not start: {exc}") from None
         started.append(server)
+        if physical:
+            cs.file_servers.append(server)  # the phone's observer reads its request log
         if cert_mode == "public":
             cs.public_roots.append(server.ca_pem)
         return server
@@ -727,6 +748,8 @@ async def file_server(request: pytest.FixtureRequest) -> AsyncIterator[FileServe
             state.http.extend(FileServerObserver(server).since(0))
         if server.ca_pem in cs.public_roots:
             cs.public_roots.remove(server.ca_pem)
+        if server in cs.file_servers:
+            cs.file_servers.remove(server)
         await server.stop()
 
 
@@ -751,7 +774,10 @@ def dut(request: pytest.FixtureRequest) -> Iterator[Any]:
     yield device
     state = request.node.stash.get(STATE_KEY, None)
     path = getattr(device, "path", None)
-    captured = path.take_evidence(device.identity.mac) if path is not None else []
+    if path is not None:
+        captured = path.take_evidence(device.identity.mac)
+    else:  # a physical phone: what the bench network's capture saw of it
+        captured = device.take_evidence() if hasattr(device, "take_evidence") else []
     if state is not None:
         state.events.extend(device.events[mark:])
         state.network.extend(captured)

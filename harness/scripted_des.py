@@ -185,6 +185,7 @@ class DesPki:
     device_ca: CertificateAuthority
     cert_pem: bytes
     key_pem: bytes
+    chain_pem: bytes | None = None  # a bench's certificate: the root a phone already has for it
 
     @classmethod
     def create(cls, hostnames: Sequence[str] = DEFAULT_HOSTNAMES) -> DesPki:
@@ -202,13 +203,21 @@ class DesPki:
         return cls(tuple(hostnames), ca, device_ca, certificate_pem(cert), private_key_pem(key))
 
     @classmethod
+    def from_files(cls, cert_pem: bytes, key_pem: bytes, hostnames: Sequence[str]) -> DesPki:
+        """A bench's own server certificate (`[bench] des_cert`/`des_key`): one its physical phones
+        trust for their enrollment server's name. `ca_pem` is then the certificate chain itself
+        (the harness has no key of that CA); the device CA for EST is the harness's own."""
+        shared = cls.shared(hostnames)
+        return cls(tuple(hostnames), shared.ca, shared.device_ca, cert_pem, key_pem, chain_pem=cert_pem)
+
+    @classmethod
     def shared(cls, hostnames: Sequence[str] = DEFAULT_HOSTNAMES) -> DesPki:
         """One per process and host-name set (module docstring)."""
         return _shared_pki(tuple(hostnames))
 
     @property
     def ca_pem(self) -> bytes:
-        return certificate_pem(self.ca.certificate)
+        return self.chain_pem if self.chain_pem is not None else certificate_pem(self.ca.certificate)
 
     @property
     def device_ca_pem(self) -> bytes:
@@ -234,6 +243,7 @@ class DesRequest:
     status: int
     result: str | None = None
     body: dict[str, Any] | None = None
+    reason: str | None = None  # an enrollment answer's `reason` (rejected) or `error` id
 
     @property
     def mac(self) -> str | None:
@@ -255,6 +265,7 @@ class DesRequest:
             "status": self.status,
             "result": self.result,
             "body": self.body,
+            "reason": self.reason,
         }
 
 
@@ -294,6 +305,7 @@ class ScriptedDES:
         clock: Callable[[], float] = time.time,
         pki: DesPki | None = None,
         netns: str | None = None,
+        port: int = 0,
     ) -> None:
         bundle = [manufacturer_cas] if isinstance(manufacturer_cas, bytes | str) else list(manufacturer_cas)
         self.manufacturer_pem = "".join(_pem_text(pem).strip() + "\n" for pem in bundle)
@@ -308,7 +320,7 @@ class ScriptedDES:
         self.default: Handler = lambda body: unknown_device()
         self.est_refusal: tuple[int, str] | None = None
         self.requests: list[DesRequest] = []
-        self.port = 0
+        self.port = port  # 0: a free one, chosen at start
         self._scripts: dict[str, _Script] = {}
         self._runner: web.AppRunner | None = None
 
@@ -442,7 +454,8 @@ class ScriptedDES:
         app.router.add_get(FILES_PATH + "{name:.+}", self._file)
         app.router.add_get(EST_ROOT + "/cacerts", self._cacerts)
         app.router.add_post(EST_ROOT + "/simpleenroll", self._simpleenroll)
-        self._runner, (self.port,) = await start_sites(app, self.host, [self._ssl_context()], netns=self.netns)
+        self._runner, (self.port,) = await start_sites(app, self.host, [self._ssl_context()], netns=self.netns,
+                                                       ports=[self.port] if self.port else None)
         return self
 
     async def stop(self) -> None:
@@ -461,10 +474,11 @@ class ScriptedDES:
         return server_context(self.pki.cert_pem, self.pki.key_pem, client_cas=self.manufacturer_pem)
 
     def _record(
-        self, request: web.Request, status: int, result: str | None, body: dict[str, Any] | None = None
+        self, request: web.Request, status: int, result: str | None, body: dict[str, Any] | None = None,
+        reason: str | None = None,
     ) -> None:
         self.requests.append(
-            DesRequest(request.method, request.path, _peer_cn(request), self.clock(), status, result, body)
+            DesRequest(request.method, request.path, _peer_cn(request), self.clock(), status, result, body, reason)
         )
 
     @web.middleware
@@ -489,7 +503,8 @@ class ScriptedDES:
         mac = body.get("mac")
         status, answer = await self._answer(_mac_key(mac) if isinstance(mac, str) else "", body)
         result = answer.get("result") if isinstance(answer.get("result"), str) else answer.get("error")
-        self._record(request, status, result, _masked(body))
+        reason = answer.get("reason") if isinstance(answer.get("reason"), str) else None
+        self._record(request, status, result, _masked(body), reason)
         headers = {"Retry-After": str(answer.get("retry_after", 1))} if result == "locked" else None
         return web.json_response(answer, status=status, headers=headers)
 

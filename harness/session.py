@@ -347,6 +347,11 @@ class ConformanceSession:
         # The harness's file servers of the run (a test's `files` fixture adds its own while it runs): the
         # request logs physical phones are observed through (`bench`).
         self.file_servers: list[Any] = []
+        # The scripted enrollment servers running for physical phones' tests (the device suite's `des`).
+        self.des_servers: list[Any] = []
+        # The lab network a run with physical phones serves on `[network] interface` (DHCP, LLDP, capture).
+        self.network: Any = None
+        self._network_error: BaseException | None = None
         self._driver_errors: dict[str, BaseException] = {}
         self._link: Any = None
         self.path: Any = None  # harness.lab_network.path.LabPath with `[options] network_path = "namespaces"`
@@ -446,7 +451,32 @@ class ConformanceSession:
         server = self.server()
         return Bench(admin=server.admin, device_url=server.device_url, files=self.file_servers,
                      netns=self.path.netns if self.path is not None else None,
-                     attended=False if self.unattended else None)
+                     attended=False if self.unattended else None, spec=self.lab.bench,
+                     des=self.des_servers, network=self.bench_network())
+
+    def bench_network(self) -> Any:
+        """The lab file's `[network]` served for the run's physical phones (DHCP responder, LLDP
+        advertiser, capture into the report directory's `network/bench.pcap`), started once, on the
+        server's loop; None when the lab has no `[network]`. It is the evidence of what each phone
+        asked the network (`PhysicalDevice.take_evidence`). A failure to start is remembered."""
+        if self.network is not None or self.lab.network is None:
+            return self.network
+        if self._network_error is not None:
+            raise self._network_error
+        from harness.lab_network.service import LabNetwork
+
+        self.server()
+        assert self._loop is not None
+        base = self.report_dir if self.report_dir is not None else Path(self._tmp or tempfile.mkdtemp())
+        capture = base / "network" / "bench.pcap" if self.lab.network.capture else None
+        if capture is not None:
+            capture.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.network = self._loop.run(LabNetwork(self.lab.network, capture_path=capture).start())
+        except HarnessError as exc:
+            self._network_error = exc
+            raise
+        return self.network
 
     def device(self, spec: DeviceSpec) -> Any:
         """The driver bound to a lab device (one per device for the session; errors remembered)."""
@@ -473,6 +503,10 @@ class ConformanceSession:
     def close(self) -> None:
         loop, self._loop = self._loop, None
         if loop is not None:
+            network, self.network = self.network, None
+            if network is not None:
+                with contextlib.suppress(Exception):
+                    loop.run(network.stop(), timeout=30)
             if self._server is not None and self._server.guessing_before is not None:
                 try:
                     loop.run(self._server.restore_guessing(), timeout=30)

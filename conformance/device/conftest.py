@@ -6,8 +6,11 @@ Fixtures
             with for this test: mutual TLS against the manufacturer CA that issued the device's
             factory certificate, its CA among the device's roots, `des.enrollab.test` resolving
             to it. Every request it saw goes into the test's evidence (`evidence.http`, who
-            `device-api`). Simulated devices only for now: a physical phone would need the lab's
-            DNS to name the harness (an *error*, not a fail, until the physical-lab issue).
+            `device-api`). For a physical phone it is the bench's (`[bench]`,
+            `harness.physical.bench_spec`): on the bench address and `des_port`, named `des_name`
+            with the bench's certificate, checking factory certificates against
+            `manufacturer_ca`; the phone's observer watches it. Without those the test ends in
+            *error* `scripted-des-unreachable` saying what `[bench]` lacks.
 
 Markers
     @pytest.mark.lacks_feature("HTTP provisioning URL")
@@ -81,17 +84,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @contextlib.contextmanager
 def enrolling_with(dut: Any, des: ScriptedDES) -> Iterator[None]:
-    """Point a simulated device at `des` for the block (its own link; the shared roots get the
-    DES's CA while it runs)."""
+    """Point the device at `des` for the block: a simulated one by its own link (the shared roots
+    get the DES's CA while it runs); a physical one asks the bench's name by itself, and its
+    observer watches `des` (`Bench.des`)."""
     from harness.dut import SimulatedDevice
 
     if not isinstance(dut, SimulatedDevice):
-        raise HarnessError(
-            "scripted-des-unreachable",
-            f"{dut.id}: only simulated devices can be pointed at the harness's scripted enrollment server yet "
-            "(a physical phone needs the lab's DNS to name it: the physical-lab issue)",
-            dut.id,
-        )
+        watched = dut.bench.des
+        watched.append(des)
+        try:
+            yield
+        finally:
+            watched.remove(des)
+        return
     link = dut.link
     roots = link.public_roots
     added = des.ca_pem not in roots
@@ -106,16 +111,42 @@ def enrolling_with(dut: Any, des: ScriptedDES) -> Iterator[None]:
             roots.remove(des.ca_pem)
 
 
+def _bench_des(dut: Any) -> ScriptedDES:
+    """The scripted enrollment server a physical phone reaches (module docstring: `des`)."""
+    from harness.scripted_des import DesPki
+
+    bench = dut.bench.spec
+    missing = bench.missing_for_des()
+    if missing:
+        raise HarnessError(
+            "scripted-des-unreachable",
+            f"{dut.id}: a physical phone reaches the harness's scripted enrollment server only through the bench: "
+            f"give [bench] {', '.join(missing)} in the lab file (a certificate for {bench.des_name} the phone trusts, "
+            "the CA of its factory certificate; the bench's DNS names the harness) — see README, 'Pointing enrollab "
+            "at your phones'",
+            dut.id,
+        )
+    try:
+        pki = DesPki.from_files(bench.des_cert.read_bytes(), bench.des_key.read_bytes(), (bench.des_name,))
+        cas = [path.read_bytes() for path in bench.manufacturer_ca]
+    except OSError as exc:
+        raise HarnessError("bench-unreadable", f"[bench]: {exc.strerror or exc}: {exc.filename}") from None
+    return ScriptedDES(cas, hostnames=(bench.des_name,), host=bench.address, port=bench.des_port, pki=pki)
+
+
 @pytest_asyncio.fixture(loop_scope="function")
 async def des(request: pytest.FixtureRequest, dut: Any, enrollment_server: Any) -> AsyncIterator[ScriptedDES]:
     """The scripted enrollment server of this test (module docstring)."""
-    manufacturer = enrollment_server.manufacturer_cert_pem
-    if manufacturer is None:
-        raise HarnessError("no-manufacturer-ca", "the scripted DES needs the manufacturer CA of the devices")
     try:
-        path = getattr(dut, "path", None)  # network_path = "namespaces": on the lab address, in the lab's namespace
-        at: dict[str, Any] = {"host": path.address, "netns": path.netns} if path is not None else {}
-        server = await ScriptedDES(manufacturer, hostnames=(DES_HOST,), **at).start()
+        if getattr(dut, "driver", "simulated") == "physical":
+            server = await _bench_des(dut).start()
+        else:
+            manufacturer = enrollment_server.manufacturer_cert_pem
+            if manufacturer is None:
+                raise HarnessError("no-manufacturer-ca", "the scripted DES needs the manufacturer CA of the devices")
+            path = getattr(dut, "path", None)  # network_path = "namespaces": on the lab address, in its namespace
+            at: dict[str, Any] = {"host": path.address, "netns": path.netns} if path is not None else {}
+            server = await ScriptedDES(manufacturer, hostnames=(DES_HOST,), **at).start()
     except OSError as exc:
         raise HarnessError("scripted-des-down", f"the scripted enrollment server did not start: {exc}") from None
     try:

@@ -37,11 +37,13 @@ from harness.errors import HarnessError, NeedsOperator
 from harness.fileserver import FileServer
 from harness.lab import DeviceSpec
 from harness.observers import AuditLogObserver, AuditMark, FileServerObserver, enrollment_result
+from harness.physical.bench_spec import BenchSpec
 from harness.physical.operator import ask_operator, has_terminal
 from harness.physical.reboot import reboot
 from simulators.admin_client import AdminClient
 from simulators.capabilities import Capabilities
 from simulators.clock import iso
+from simulators.identity import canonical_mac
 from simulators.phone import Outcome, OutcomeResult, User
 
 __all__ = ["Bench", "PhysicalDevice"]
@@ -53,6 +55,7 @@ STOPS = {  # enrollment results after which a phone stops asking (PROTOCOL §2)
     "rejected": OutcomeResult.REJECTED,
     "unknown_device": OutcomeResult.UNKNOWN_DEVICE,
 }
+DES_FILES = "/device/v1/files/"  # harness.scripted_des.FILES_PATH: DES-hosted files (ENR-6)
 SETTINGS = re.compile(r"(^|/)(46xxsettings\.(txt|scr)|[^/]*settings[^/]*\.txt)$", re.IGNORECASE)
 
 
@@ -65,12 +68,51 @@ class Bench:
     files: list[FileServer] = field(default_factory=list)
     attended: bool | None = None  # None: attended when there is a controlling terminal
     netns: str | None = None  # the harness's SIP socket (a lab in a box)
+    spec: BenchSpec = field(default_factory=BenchSpec)  # the lab file's [bench]
+    des: list[Any] = field(default_factory=list)  # scripted enrollment servers running (harness.scripted_des)
+    network: Any = None  # harness.lab_network.service.LabNetwork serving [network], capturing
     boot_timeout: float = 300.0
     settle: float = 5.0
     poll: float = 0.5
 
     def is_attended(self) -> bool:
         return has_terminal() if self.attended is None else self.attended
+
+
+@dataclass
+class Seen:
+    """What the bench saw of one phone since its reboot."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)  # the enrollment server's audit entries
+    fetched: list[tuple[Any, FileServerObserver]] = field(default_factory=list)  # harness file servers
+    des_requests: list[Any] = field(default_factory=list)  # scripted DES: enrollment requests
+    des_files: list[Any] = field(default_factory=list)  # scripted DES: DES-hosted files
+
+    @property
+    def count(self) -> int:
+        return len(self.entries) + len(self.fetched) + len(self.des_requests) + len(self.des_files)
+
+    @property
+    def results(self) -> list[str | None]:
+        """The enrollment answers in order (the audit log's, then a scripted server's)."""
+        return [enrollment_result(e) for e in self.entries] + [r.result for r in self.des_requests]
+
+    @property
+    def settings_fetched(self) -> bool:
+        return any(r.method == "GET" and r.status == 200 and SETTINGS.search(r.path) for r, _ in self.fetched) or \
+            any(d.status == 200 and SETTINGS.search(d.path) for d in self.des_files)
+
+    def reported(self) -> tuple[str, str] | None:
+        """(model, firmware) the phone reported in its latest enrollment request."""
+        for r in reversed(self.des_requests):
+            body = r.body or {}
+            if isinstance(body.get("model"), str) and isinstance(body.get("firmware"), str):
+                return body["model"], body["firmware"]
+        for entry in reversed(self.entries):
+            found = _REPORTED.search(str(entry.get("message") or ""))
+            if found:
+                return found[1], found[2]
+        return None
 
 
 class PhysicalDevice:
@@ -88,6 +130,7 @@ class PhysicalDevice:
         self._events: list[dict[str, Any]] = []
         self.reported: tuple[str, str] | None = None  # (model, firmware) the phone last reported
         self.firmware_checked = False
+        self._evidence_since: float | None = None
 
     # -- who it is ---------------------------------------------------------------------------------
 
@@ -198,10 +241,11 @@ class PhysicalDevice:
     async def _observe(self, start: Callable[[], Any]) -> Outcome:
         files = [FileServerObserver(f) for f in self.bench.files]
         marks = [f.mark() for f in files]
+        des = [(d, len(d.requests)) for d in self.bench.des]
         async with self._audit() as audit:
             mark = await audit.mark() if audit is not None else None
             await start()
-            return await self._wait(audit, mark, files, marks)
+            return await self._wait(audit, mark, files, marks, des)
 
     @contextlib.asynccontextmanager
     async def _audit(self) -> AsyncIterator[AuditLogObserver | None]:
@@ -211,84 +255,117 @@ class PhysicalDevice:
         async with self.bench.admin() as admin:
             yield AuditLogObserver(admin, device_url=self.bench.device_url)
 
+    def _des_seen(self, des: Sequence[tuple[Any, int]]) -> tuple[list[Any], list[Any]]:
+        """The scripted enrollment servers' records of this phone since the boot: its enrollment
+        requests and the DES-hosted files it fetched."""
+        mac = canonical_mac(self.spec.mac)
+        seen = [r for server, mark in des for r in server.requests[mark:] if mac in (r.cn, r.mac)]
+        return [r for r in seen if r.is_enrollment], [r for r in seen if r.path.startswith(DES_FILES)]
+
     async def _wait(self, audit: AuditLogObserver | None, mark: AuditMark | None,
-                    files: Sequence[FileServerObserver], marks: Sequence[int]) -> Outcome:
+                    files: Sequence[FileServerObserver], marks: Sequence[int],
+                    des: Sequence[tuple[Any, int]] = ()) -> Outcome:
         started = time.monotonic()
         timeout = float(self.spec.extra.get("boot_timeout", self.bench.boot_timeout))
         deadline = started + timeout
-        seen_entries: list[dict[str, Any]] = []
+        seen = Seen()
         quiet_since = time.monotonic()
         last_count = 0
         while True:
-            if audit is not None:
-                seen_entries = await audit.entries(mark, mac=self.spec.mac, process="ENROLLMENT")
-            fetched = [(r, obs) for obs, m in zip(files, marks, strict=True) for r in obs.records(m, device=self)]
-            count = len(seen_entries) + len(fetched)
-            if count != last_count:
-                last_count, quiet_since = count, time.monotonic()
-            self._check_firmware(seen_entries)
-            results = [enrollment_result(e) for e in seen_entries]
-            settings = [r for r, _ in fetched if r.method == "GET" and r.status == 200 and SETTINGS.search(r.path)]
-            if settings:
+            seen = await self._look(audit, mark, files, marks, des)
+            if seen.count != last_count:
+                last_count, quiet_since = seen.count, time.monotonic()
+            self._check_firmware(seen)
+            if seen.settings_fetched:
                 await asyncio.sleep(min(self.bench.settle, self.bench.poll * 2))  # the MAC file follows at once
-                fetched = [(r, obs) for obs, m in zip(files, marks, strict=True) for r in obs.records(m, device=self)]
-                return self._outcome(OutcomeResult.PROVISIONED, seen_entries, fetched, results)
-            stop = next((STOPS[r] for r in reversed(results) if r in STOPS), None)
-            if stop is not None and results and results[-1] in STOPS \
-                    and time.monotonic() - quiet_since >= self.bench.settle:
-                return self._outcome(stop, seen_entries, fetched, results)
+                seen = await self._look(audit, mark, files, marks, des)
+                return self._outcome(OutcomeResult.PROVISIONED, seen)
+            results = seen.results
+            stop = STOPS.get(results[-1] or "") if results else None
+            if stop is not None and time.monotonic() - quiet_since >= self.bench.settle:
+                return self._outcome(stop, seen)
             if time.monotonic() >= deadline:
                 answers = ", ".join(r or "?" for r in results) or "none"
-                requests = ", ".join(r.path for r, _ in fetched[:8]) or "none"
+                requests = ", ".join(r.path for r, _ in seen.fetched[:8]) or "none"
                 raise HarnessError(
                     "phone-silent",
                     f"{self._name} did not reach a provisioning server within {timeout:g} s of the "
-                    f"reboot: saw {len(seen_entries)} enrollment answer(s) ({answers}) and {len(fetched)} file "
+                    f"reboot: saw {len(results)} enrollment answer(s) ({answers}) and {len(seen.fetched)} file "
                     f"request(s) ({requests})",
-                    value={"audit": seen_entries, "files": [obs.evidence(r) for r, obs in fetched]},
+                    value={"audit": seen.entries, "files": [obs.evidence(r) for r, obs in seen.fetched],
+                           "des": [r.to_json() for r in seen.des_requests]},
                 )
             await asyncio.sleep(self.bench.poll)
 
-    def _check_firmware(self, entries: Sequence[dict[str, Any]]) -> None:
-        for entry in entries:
-            found = _REPORTED.search(str(entry.get("message") or ""))
-            if not found:
-                continue
-            self.reported = (found[1], found[2])
-            if not self.firmware_checked:
-                self.firmware_checked = True
-                if found[2] != self.spec.firmware:
-                    raise HarnessError(
-                        "firmware-mismatch",
-                        f"{self._name}: the lab file says firmware {self.spec.firmware}, the phone reports {found[2]} "
-                        f"(model {found[1]}): fix the lab file before running tests on it",
-                        value=found[2],
-                    )
-            return
+    async def _look(self, audit: AuditLogObserver | None, mark: AuditMark | None,
+                    files: Sequence[FileServerObserver], marks: Sequence[int],
+                    des: Sequence[tuple[Any, int]]) -> Seen:
+        entries = await audit.entries(mark, mac=self.spec.mac, process="ENROLLMENT") if audit is not None else []
+        fetched = [(r, obs) for obs, m in zip(files, marks, strict=True) for r in obs.records(m, device=self)]
+        des_requests, des_files = self._des_seen(des)
+        return Seen(entries, fetched, des_requests, des_files)
 
-    def _outcome(self, result: OutcomeResult, entries: Sequence[dict[str, Any]], fetched: Sequence[Any],
-                 results: Sequence[str | None]) -> Outcome:
-        for entry in entries:
+    def _check_firmware(self, seen: Seen) -> None:
+        reported = seen.reported()
+        if reported is None:
+            return
+        self.reported = reported
+        if not self.firmware_checked:
+            self.firmware_checked = True
+            if reported[1] != self.spec.firmware:
+                raise HarnessError(
+                    "firmware-mismatch",
+                    f"{self._name}: the lab file says firmware {self.spec.firmware}, the phone reports {reported[1]} "
+                    f"(model {reported[0]}): fix the lab file before running tests on it",
+                    value=reported[1],
+                )
+
+    def _outcome(self, result: OutcomeResult, seen: Seen) -> Outcome:
+        for entry in seen.entries:
             self._note("enrollment", result=enrollment_result(entry), audit=entry.get("message"))
+        for r in seen.des_requests:
+            self._note("enrollment", result=r.result, reason=r.reason, server="scripted", status=r.status)
         paths = []
-        for r, _ in fetched:
+        for r, _ in seen.fetched:
             self._note("file", method=r.method, path=r.path, status=r.status)
             if r.method == "GET" and r.status == 200:
                 paths.append(r.path.rsplit("/", 1)[-1])
+        for d in seen.des_files:
+            self._note("file", method=d.method, path=d.path, status=d.status, server="scripted")
+            if d.status == 200:
+                paths.append(d.path.rsplit("/", 1)[-1])
         server = None
-        if fetched:
-            r, obs = fetched[-1]
+        if seen.fetched:
+            r, obs = seen.fetched[-1]
             server = obs.server.url(r.scheme, path="")
+        results = seen.results
+        reason = None
+        if result is not OutcomeResult.PROVISIONED:
+            reason = seen.des_requests[-1].reason if seen.des_requests else (results[-1] if results else None)
         return Outcome(
             result,
-            reason=None if result is OutcomeResult.PROVISIONED else (results[-1] if results else None),
+            reason=reason,
             firmware=self.firmware,
             fetched=paths,
-            requested=[r.path for r, _ in fetched],
+            requested=[r.path for r, _ in seen.fetched] + [d.path for d in seen.des_files],
             server=server,
             source="des" if "redirect" in results else "observed",
-            detail={"observed": {"enrollments": list(results), "files": [obs.evidence(r) for r, obs in fetched]}},
+            detail={"observed": {"enrollments": list(results), "files": [obs.evidence(r) for r, obs in seen.fetched],
+                                 "des": [r.to_json() for r in seen.des_requests + seen.des_files]}},
         )
+
+    def take_evidence(self) -> list[dict[str, Any]]:
+        """What the bench network's capture saw of this phone since the last call (DHCP, LLDP,
+        HTTP, TLS: `harness.lab_network.evidence`); empty without a capturing `[network]`."""
+        network = self.bench.network
+        if network is None or getattr(network, "capture_path", None) is None:
+            return []
+        since, self._evidence_since = self._evidence_since, time.time()
+        try:
+            return network.evidence(self.spec.mac, since=since)
+        except (OSError, HarnessError, ValueError) as exc:
+            self._note("capture-unreadable", why=str(exc))
+            return []
 
     def _note(self, name: str, **detail: Any) -> None:
         self._events.append({"at": iso(time.time()), "state": "observed", "event": name, "detail": detail})

@@ -1,0 +1,189 @@
+"""Issue 14's "must show": a mixed lab file — two simulated phones and one namespace-hosted
+"physical" phone — gives one conformance report with all three, the physical phone's tests
+really run (not error), and its evidence taken from outside: the scripted enrollment server's
+and the harness file servers' request logs and the bench network's capture (DHCP for its MAC).
+
+The bench is built from namespaces: the harness's namespace holds the lab bridge, and the run
+(`enrollab conformance run --target all`) runs inside it, serving the lab file's `[network]` on
+the bridge (DHCP, capture) and the device suite's scripted enrollment server on `[bench] address`
+port 443 with the bench's certificate for des.avaya.com. The "phone" is a simulated phone in a
+namespace of its own whose SIP stack (`simulators.sip_agent`) boots it with `enrollab phone boot`
+when NOTIFY check-sync arrives — with what a real phone has: a factory certificate from its
+manufacturer CA, the enrollment server name it was built with (des.avaya.com, which the bench's
+DNS — here `--host` — names as the harness) and the root that name's certificate chains to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from harness.lab_network.netns import LabTopology, run_ip
+from server.pki.authority import CertificateAuthority, name
+from server.pki.keys import certificate_pem, generate_key, private_key_pem
+from simulators.factory import ManufacturerCA
+from simulators.sip_agent import SipAgent
+from tests.lab_tiers import need_netns
+
+pytestmark = pytest.mark.timeout(600)
+
+ENROLLAB = str(Path(sys.executable).with_name("enrollab"))
+MAC, SERIAL, MODEL, FIRMWARE = "A4251BEE0A01", "13WZ51BEE0A01", "J179", "4.1.11.0.9"
+TESTS = "enrollment_request_identifies_the_device or settings_from_the_enrollment_server or http_provisioning_url"
+
+
+def _lab(bench: Path, bridge: str, address: str, phone_ip: str) -> str:
+    return f"""
+[options]
+seed = 3
+
+[[devices]]
+driver = "simulated"
+model = "J179"
+firmware = "4.1.11.0.9"
+
+[[devices]]
+driver = "simulated"
+model = "K175"
+firmware = "3.0"
+
+[[devices]]
+driver = "physical"
+name = "desk-1"
+model = "{MODEL}"
+firmware = "{FIRMWARE}"
+mac = "{MAC}"
+serial = "{SERIAL}"
+ip = "{phone_ip}"
+reboot = "sip-notify"
+boot_timeout = 60
+
+[network]
+interface = "{bridge}"
+capture = true
+[network.dhcp]
+address = "{address}"
+prefixlen = 24
+pool = ["{phone_ip}", "{phone_ip}"]
+router = "{address}"
+lease_time = 600
+
+[bench]
+des_cert = "{bench / 'des.crt'}"
+des_key = "{bench / 'des.key'}"
+manufacturer_ca = "{bench / 'manufacturer-ca.pem'}"
+"""
+
+
+class Phone:
+    """The phone's own side: on NOTIFY check-sync it restarts (`enrollab phone boot`)."""
+
+    def __init__(self, netns: str, interface: str, bench: Path, address: str) -> None:
+        self.command = [ENROLLAB, "phone", "boot", "--model", MODEL, "--firmware", FIRMWARE, "--mac", MAC,
+                        "--serial", SERIAL, "--interface", interface, "--netns", netns,
+                        "--factory-cert", str(bench / "phone"), "--cacert", str(bench / "public-root.pem"),
+                        "--host", f"des.avaya.com={address}", "--host", f"files.enrollab.test={address}",
+                        "--prompt", "yes", "--lldp-wait", "0.5", "--dhcp-timeout", "8", "--json"]
+        self.boots: list[asyncio.Task[tuple[int, str, str]]] = []
+
+    def reboot(self) -> None:
+        self.boots.append(asyncio.ensure_future(self._boot()))
+
+    async def _boot(self) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(*self.command, stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), 90)
+        finally:
+            if process.returncode is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        return process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _bench_files(bench: Path) -> None:
+    """What the bench owner has: a certificate for des.avaya.com its phones trust, the phones'
+    manufacturer CA; and what the phone was born with: its factory certificate."""
+    bench.mkdir()
+    public = CertificateAuthority.create("Bench Public Root", organization="Bench Trust")
+    key = generate_key()
+    leaf = public.issue(subject=name("des.avaya.com", "Bench"), public_key=key.public_key(),
+                        extended_key_usage=[ExtendedKeyUsageOID.SERVER_AUTH], san=[x509.DNSName("des.avaya.com")])
+    (bench / "des.crt").write_bytes(certificate_pem(leaf))
+    (bench / "des.key").write_bytes(private_key_pem(key))
+    (bench / "public-root.pem").write_bytes(certificate_pem(public.certificate))
+    manufacturer = ManufacturerCA.generate("Bench Manufacturer CA", "Avaya")
+    (bench / "manufacturer-ca.pem").write_bytes(manufacturer.cert_pem)
+    born = manufacturer.issue(MAC, SERIAL, MODEL)
+    (bench / "phone.key").write_bytes(born.key_pem)
+    (bench / "phone.crt").write_bytes(born.cert_pem)
+
+
+async def _run(topology: LabTopology, lab: Path, report: Path) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", topology.netns, ENROLLAB, "conformance", "run", "--target", "all", "--suite", "device",
+        "--lab", str(lab), "--unattended", "-k", TESTS, "--report-dir", str(report),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 540)
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    return process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def test_a_mixed_bench_run_reports_three_devices_with_the_physical_phones_evidence(tmp_path: Path) -> None:
+    need_netns()
+    topology = LabTopology(prefix=f"enrollab-mb{uuid.uuid4().hex[:3]}")
+    topology.start()
+    try:
+        host = topology.add_host("desk1", MAC)
+        run_ip("link", "set", "lo", "up", netns=topology.netns)
+        phone_ip = str(topology.subnet.network_address + 60)
+        run_ip("addr", "add", f"{phone_ip}/{topology.subnet.prefixlen}", "dev", host.interface, netns=host.netns)
+        bench = tmp_path / "bench"
+        _bench_files(bench)
+        lab = tmp_path / "lab.toml"
+        lab.write_text(_lab(bench, topology.bridge, topology.address, phone_ip))
+        phone = Phone(host.netns, host.interface, bench, topology.address)
+        report = tmp_path / "report"
+        async with SipAgent(phone.reboot, netns=host.netns) as agent:
+            code, out, err = await _run(topology, lab, report)
+            booted = await asyncio.gather(*phone.boots, return_exceptions=True)
+    finally:
+        topology.close()
+    assert (report / "report.json").exists(), out[-3000:] + err[-3000:]
+    doc = json.loads((report / "report.json").read_text())
+    tests: list[dict[str, Any]] = doc["tests"]
+    physical = next(d["id"] for d in doc["devices"] if d["driver"] == "physical")
+    assert {d["driver"] for d in doc["devices"]} == {"simulated", "physical"} and len(doc["devices"]) == 3
+    outcomes = Counter((t["device"] == physical, t["outcome"]) for t in tests)
+    problems = [(t["name"], t["outcome"], t.get("message")) for t in tests if t["outcome"] in ("fail", "error")]
+    assert code == 0 and not problems, (problems, out[-2000:], err[-2000:], booted)
+    # The physical phone's tests ran: rebooted by NOTIFY, each boot observed to its end.
+    assert outcomes[(True, "pass")] == 3, outcomes
+    assert agent.notifies >= 3 and all(isinstance(b, tuple) for b in booted), booted
+    mine = [t for t in tests if t["device"] == physical]
+    for test in mine:
+        evidence = test["evidence"]
+        dhcp = [e for e in evidence["network"] if e["proto"] == "dhcp"]
+        assert dhcp and any("DHCPACK" in e["summary"] and phone_ip in e["summary"] for e in dhcp), evidence["network"]
+        assert any(x["who"] == "device-api" and x["url"].startswith("https://des.avaya.com:443/")
+                   for x in evidence["http"]), evidence["http"]
+    http_test = next(t for t in mine if "http_provisioning_url" in t["name"])
+    served = [x for x in http_test["evidence"]["http"] if x["who"] == "file-server"]
+    assert any(x["url"].startswith("http://files.enrollab.test:") and x["status"] == 200 for x in served), served
+    assert (report / "network" / "bench.pcap").stat().st_size > 0
