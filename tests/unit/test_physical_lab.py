@@ -41,3 +41,29 @@ def test_boot_timeout_and_poe_tables_are_checked() -> None:
             parse_lab('[[devices]]\ndriver = "physical"\nmodel = "J179"\nfirmware = "4.1.11.0.9"\n'
                       f'mac = "A4251B000001"\nip = "10.0.0.1"\nreboot = "poe"\n{bad}\n')
         assert any(says in problem for problem in refused.value.problems), refused.value.problems
+
+
+def test_the_readme_bench_table_loads_and_its_files_must_exist(tmp_path: Path) -> None:
+    """The chapter's `[network]` + `[bench]` block: the bench address defaults to the DHCP
+    scope's, the DES name and port to what a J100 is built with, paths resolve beside the lab
+    file; a missing certificate file and a lone des_cert are problems naming the field."""
+    chapter = README.read_text().split("## Pointing enrollab at your phones", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```toml\n(.*?)```", chapter, re.S)[1]
+    (tmp_path / "bench").mkdir()
+    for name in ("des.crt", "des.key", "avaya-manufacturer-ca.pem"):
+        (tmp_path / "bench" / name).write_text("-----BEGIN CERTIFICATE-----\n")
+    lab = parse_lab(block, base=tmp_path)
+    bench = lab.bench
+    assert (bench.address, bench.des_name, bench.des_port, bench.files_name) == (
+        "10.0.40.1", "des.avaya.com", 443, "files.enrollab.test")
+    assert bench.des_cert == tmp_path / "bench" / "des.crt" and bench.missing_for_des() == []
+    assert bench.manufacturer_ca == (tmp_path / "bench" / "avaya-manufacturer-ca.pem",)
+    assert parse_lab("").bench.missing_for_des() == ["address", "des_cert", "des_key", "manufacturer_ca"]
+    (tmp_path / "bench" / "des.key").unlink()
+    with pytest.raises(LabError) as refused:
+        parse_lab(block, base=tmp_path)
+    assert any("bench.des_key: 'bench/des.key': no such file" in p for p in refused.value.problems), \
+        refused.value.problems
+    with pytest.raises(LabError) as alone:
+        parse_lab('[bench]\ndes_cert = "bench/des.crt"\n', base=tmp_path)
+    assert "bench.des_key: des_cert and des_key go together" in alone.value.message
