@@ -20,6 +20,7 @@ from server.store.models import Job, JobResult
 from tests.conftest import ADMIN_PASSWORD, FakeClock
 from tests.integration.client import ApiClient
 from tests.integration.test_api_devices import (
+    SERIAL_OF,
     claim_all,
     device,
     fleet,
@@ -28,6 +29,12 @@ from tests.integration.test_api_devices import (
     search,
     wait_job,
 )
+
+
+def proofs(macs: list[str]) -> list[dict[str, str]]:
+    """DEV-3: a claim job's devices, each with the serial printed on its box (a made-up one for
+    a MAC never imported)."""
+    return [{"mac": mac, "serial": SERIAL_OF.get(mac, "SNNOSUCH")} for mac in macs]
 
 
 async def test_dev12_a_job_on_all_devices_of_the_account(admin: ApiClient) -> None:
@@ -62,7 +69,7 @@ async def test_dev9_claim_associate_activate_in_one_job(admin: ApiClient) -> Non
         {
             "name": "roll-out",
             "actions": ["claim", "associate", "activate"],
-            "macs": macs,
+            "devices": proofs(macs),
             "account_id": customer.account_id,
             "site_id": site,
         },
@@ -81,7 +88,7 @@ async def test_dev10_a_job_with_failures_reports_each_reason(admin: ApiClient) -
     pending = await fleet(admin, [device("A42532AAAAAA")], approve=False)
     await claim_all(other, approved[1:])
     macs = [*approved, *pending, "A42532FFFFFF"]
-    ans = (await sp.post("/jobs", {"name": "claim mixed", "actions": ["claim"], "macs": macs})).ok()
+    ans = (await sp.post("/jobs", {"name": "claim mixed", "actions": ["claim"], "devices": proofs(macs)})).ok()
     job = await wait_job(sp, ans["id"])
     assert job["status"] == "FAIL"
     assert job["summary"]["succeeded"] == 1 and job["summary"]["failed"] == 3
@@ -147,7 +154,8 @@ async def test_dev8_labels_select_the_devices_of_a_job(admin: ApiClient) -> None
     macs = await fleet(admin, [device(m) for m in macs_for("A42536", 3)])
     lobby = (await sp.post("/labels", {"name": "lobby"})).ok()
     # Claim attaches the job's labels to the devices it claims (the guide's "Associate with labels").
-    job = (await sp.post("/jobs", {"name": "claim", "actions": ["claim"], "macs": macs[:2], "labels": ["lobby"]})).ok()
+    body = {"name": "claim", "actions": ["claim"], "devices": proofs(macs[:2]), "labels": ["lobby"]}
+    job = (await sp.post("/jobs", body)).ok()
     assert (await wait_job(sp, job["id"]))["status"] == "COMPLETE"
     await claim_all(sp, macs[2:])
     job = (await sp.post("/jobs", {"name": "by label", "actions": ["activate"], "labels": [lobby["id"]]})).ok()
@@ -163,24 +171,26 @@ async def test_dev8_labels_select_the_devices_of_a_job(admin: ApiClient) -> None
 async def test_dev10_job_export_parses_back(admin: ApiClient) -> None:
     sp = await admin.new_account("service_provider")
     macs = await fleet(admin, [device(m) for m in macs_for("A42537", 2)])
-    job = (await sp.post("/jobs", {"name": "export me", "actions": ["claim"], "macs": [*macs, "A42537FFFFFF"]})).ok()
+    body = {"name": "export me", "actions": ["claim"], "devices": proofs([*macs, "A42537FFFFFF"])}
+    job = (await sp.post("/jobs", body)).ok()
     await wait_job(sp, job["id"])
     ans = await sp.get(f"/jobs/{job['id']}/export", format="json")
     assert ans.status == 200
     assert ans["job"]["id"] == job["id"] and ans["job"]["status"] == "FAIL"
+    # A claim's unproven devices are refused when the job is created: their results come first.
     assert [(r["subject"], r["status"], r["reason"]) for r in ans["results"]] == [
+        ("A42537FFFFFF", "FAIL", "device-not-found"),
         (macs[0], "SUCCESS", None),
         (macs[1], "SUCCESS", None),
-        ("A42537FFFFFF", "FAIL", "device-not-found"),
     ]
     ans = await sp.call("GET", f"/jobs/{job['id']}/export", params={"format": "csv"})
     assert ans.status == 200
     rows = list(csv.DictReader(io.StringIO(ans.body)))
     assert list(rows[0]) == ["subject", "file", "row", "field", "status", "reason", "detail"]
     assert [(r["subject"], r["status"], r["reason"]) for r in rows] == [
+        ("A42537FFFFFF", "FAIL", "device-not-found"),
         (macs[0], "SUCCESS", ""),
         (macs[1], "SUCCESS", ""),
-        ("A42537FFFFFF", "FAIL", "device-not-found"),
     ]
 
 
@@ -196,7 +206,7 @@ async def test_acc7_jobs_of_another_provider_are_invisible(admin: ApiClient) -> 
     sp1 = await admin.new_account("service_provider")
     sp2 = await admin.new_account("service_provider")
     macs = await fleet(admin, [device("A42539000001")])
-    job = (await sp1.post("/jobs", {"name": "mine", "actions": ["claim"], "macs": macs})).ok()
+    job = (await sp1.post("/jobs", {"name": "mine", "actions": ["claim"], "devices": proofs(macs)})).ok()
     await wait_job(sp1, job["id"])
     assert (await sp2.get(f"/jobs/{job['id']}")).status == 404
     assert (await sp2.get(f"/jobs/{job['id']}/export")).status == 404
@@ -216,8 +226,8 @@ async def upload(client: ApiClient, text: str | bytes, content_type: str = "text
 
 
 async def test_dev9_upload_a_csv_file_claims_associates_and_activates(admin: ApiClient) -> None:
-    """DEV-9: the guide's bulk job from an uploaded file — MACs in any PROTOCOL §1 form, or a
-    serial number when the MAC cell is empty; each result names its file row."""
+    """DEV-9: the guide's bulk job from an uploaded file — MACs in any PROTOCOL §1 form, each
+    with its serial number (DEV-3 claim proof); each result names its file row."""
     sp = await admin.new_account("service_provider")
     customer = await sp.new_account("customer")
     site = await profile_and_site(sp, customer.account_id)
@@ -225,9 +235,9 @@ async def test_dev9_upload_a_csv_file_claims_associates_and_activates(admin: Api
     macs = await fleet(admin, devs)
     text = (
         "mac,serial,model\n"
-        "a4:25:40:00:00:01,,J179\n"  # lower case with colons
-        f",{devs[1]['serial']},J179\n"  # by serial number
-        f"A4-25-40-00-00-03,{devs[2]['serial']},J179\n"  # both, naming the same device
+        f"a4:25:40:00:00:01,{devs[0]['serial']},J179\n"  # lower case with colons
+        f"A42540000002,{devs[1]['serial']},J179\n"
+        f"A4-25-40-00-00-03,{devs[2]['serial']},J179\n"
     )
     ans = await upload(
         sp,
@@ -369,7 +379,7 @@ async def test_dev12_upload_selects_more_devices_than_one_batch(admin: ApiClient
     sp = await admin.new_account("service_provider")
     n = jobs.BATCH * 2 + 7
     macs = await fleet(admin, [device(m) for m in macs_for("A42545", n)])
-    text = "\ufeffMAC;Model\r\n" + "".join(f"{m};J179\r\n" for m in macs)
+    text = "\ufeffMAC;Serial;Model\r\n" + "".join(f"{m};{SERIAL_OF[m]};J179\r\n" for m in macs)
     ans = await upload(sp, text.encode(), "application/vnd.ms-excel", actions="claim")
     assert ans.status == 202, ans.body
     assert ans["total"] == n

@@ -401,7 +401,9 @@ async def test_kill_9_in_the_middle_of_import_approve_claim_and_release(
     assert await approvals_consistent(db, half) == 2
 
     # A claim job and a release job, each killed once it has made progress.
-    for action, body in (("claim", {"macs": macs}), ("release", {"all": True})):
+    # DEV-3: a claim job names each device with the serial printed on its box (`import_file`).
+    proofs = [{"mac": mac, "serial": f"CRASH{i:07d}"} for i, mac in enumerate(macs)]
+    for action, body in (("claim", {"devices": proofs}), ("release", {"all": True})):
         job_id = (await sp.post("/jobs", {"name": f"crash {action}", "actions": [action], **body})).ok()["id"]
         progressed = await job_progressed(sp, job_id)
         await wait_for(f"the {action} job to make progress", progressed, FINAL_DEADLINE)

@@ -14,7 +14,7 @@ from server.api.devices.schemas import CLAIM, CLAIM_POLICY, LABEL_CODES, TOO_MAN
 from server.api.routing import Api, Req
 from server.api.scope import account_in_scope
 from server.domain import claim_proof
-from server.domain.errors import too_many
+from server.domain.errors import DomainError, too_many
 from server.domain.identity import normalize_mac
 from server.store.models import Account, Device
 
@@ -42,14 +42,8 @@ async def claim_device(req: Req) -> Any:
     if label_code is not None:
         label_code = claim_proof.normalize_label_code(label_code)
     claimant = req.actor.acting_id
-    wait = req.ctx.claims.retry_after(claimant, req.now)
-    if wait is not None:  # before any look-up: a spent budget tells nothing about the device
-        raise too_many(
-            "too-many-attempts",
-            f"Too many claims with a wrong MAC, serial number or label code; try again in {wait} s.",
-            wait,
-        )
-    code_required = await _label_code_required(req.session, claimant)
+    check_claim_budget(req)
+    code_required = await label_code_required_for(req.session, claimant)
     if code_required and label_code is None:
         raise claim_proof.label_code_required()
     # One statement whatever the answer: the rows with this MAC or this serial (0, 1 or 2).
@@ -73,7 +67,24 @@ async def claim_device(req: Req) -> Any:
     return answer
 
 
-async def _label_code_required(session: AsyncSession, account_id: str) -> bool:
+def check_claim_budget(req: Req) -> None:
+    """DEV-3: refuse (429 too-many-attempts, Retry-After) while the claiming account's failure budget
+    is spent; asked before any look-up, so a spent budget tells nothing about a device. Claim jobs
+    (`server.api.jobs.proof`) ask it too: one budget for every way of claiming."""
+    wait = req.ctx.claims.retry_after(req.actor.acting_id, req.now)
+    if wait is not None:
+        raise too_many_claims(wait)
+
+
+def too_many_claims(wait: int) -> DomainError:
+    return too_many(
+        "too-many-attempts",
+        f"Too many claims with a wrong MAC, serial number or label code; try again in {wait} s.",
+        wait,
+    )
+
+
+async def label_code_required_for(session: AsyncSession, account_id: str) -> bool:
     """DEV-3: does this account, or an account above it, require label codes for its claims?"""
     account = await session.get(Account, account_id)
     if account is None:
@@ -149,6 +160,5 @@ async def _claim_policy_json(session: AsyncSession, acc: Account) -> dict[str, A
     return {
         "account_id": acc.id,
         "label_code_required": bool(acc.label_code_required),
-        "effective": await _label_code_required(session, acc.id),
+        "effective": await label_code_required_for(session, acc.id),
     }
-

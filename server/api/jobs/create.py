@@ -7,9 +7,14 @@ Decisions:
   runs in the background (`runner`) once the request's transaction committed.
 - Selection: `macs` (a MAC not found or outside your hierarchy fails as `device-not-found`),
   `labels` (devices of your hierarchy carrying any of them), or `all: true` (DEV-12: every
-  device your acting account holds). Claim selects by `macs` only — the devices are not yours
-  yet — and its `labels` are attached to the claimed devices (the guide's "Associate with
-  labels"). Labels are given by id, or by name among your account's labels.
+  device your acting account holds). Labels are given by id, or by name among your account's
+  labels.
+- Claim is the exception to PROTOCOL §3's `macs? or file` (DEV-3 claim proof, issue 13): the
+  devices are not yours yet, so a claim job names each one with its proof, `devices: [{mac,
+  serial, label_code?}]` (`macs` alone is 422 `claim-needs-serial`), or a file with `mac` and
+  `serial` columns; the proofs are checked before the job is stored, under the claiming
+  account's failure budget, exactly as `POST /devices/claim` checks them (`proof`). Its
+  `labels` are attached to the claimed devices (the guide's "Associate with labels").
 - `POST /jobs/upload` is the guide's "Browse ... upload the file containing device information":
   the body is a CSV file (`selection_file`); the job's `name`, `actions` (comma-separated),
   `account_id` and `site_id` are query parameters. The rows the file cannot select are the
@@ -29,6 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.actor import Actor
 from server.api.devices import action_context, context_json, label_scope, normalize_macs
+from server.api.devices.claim import check_claim_budget, label_code_required_for
+from server.api.devices.schemas import TOO_MANY_CLAIMS
+from server.api.jobs.proof import PROOF, claim_needs_serial, prove_claims
 from server.api.jobs.runner import RUNNER_ID, selected_devices, start_job
 from server.api.jobs.selection_file import (
     MAX_MACS,
@@ -41,8 +49,10 @@ from server.api.jobs.selection_file import (
     resolve_rows,
 )
 from server.api.routing import Api, Reply, Req
+from server.domain import claim_proof
 from server.domain import devices as rules
 from server.domain.errors import invalid, not_found
+from server.domain.identity import normalize_mac
 from server.domain.inputs import ID_MAX, ascii_int, name_schema
 from server.store.models import Job, JobResult, Label
 
@@ -77,6 +87,27 @@ CREATE = {
             "maxItems": MAX_MACS,
         },
         "all": {"const": True},
+        "devices": {
+            "type": "array",
+            "description": (
+                "Claim jobs only, instead of macs (DEV-3 claim proof): each device's MAC, the serial number "
+                f"printed on its box and its label code where it has one or your account requires one; at "
+                f"most {MAX_MACS}. A device that is unknown or whose proof is wrong ends FAIL device-not-found."
+            ),
+            "items": {
+                "type": "object",
+                "required": ["mac", "serial"],
+                "additionalProperties": False,
+                "properties": {
+                    "mac": {"type": "string", "minLength": 1, "maxLength": 32},
+                    "serial": {"type": "string", "minLength": 1, "maxLength": 64},
+                    # No type or length here: a schema error quotes the value, and the code must
+                    # not reach the audit log (`proof`); `_claims` checks it.
+                    "label_code": {"description": "a string: the label code printed on the box"},
+                },
+            },
+            "minItems": 1,
+        },
     },
 }
 
@@ -86,11 +117,24 @@ _CSV_ALIASES = frozenset({*UPLOAD_TYPES, "text/plain", "application/csv", "appli
 
 
 def _selection(body: dict[str, Any], actions: tuple[str, ...]) -> str:
-    """DEV-9, DEV-12: which devices a job acts on — exactly one of macs, labels, all."""
+    """DEV-9, DEV-12: which devices a job acts on — exactly one of macs, labels, all; a claim
+    job names its devices with their proof (DEV-3, `proof`)."""
     if "claim" in actions:
-        if "macs" not in body or body.get("all"):
-            raise invalid("invalid-selection", "A claim job names its devices by MAC; its labels are attached to them.")
-        return "macs"
+        if body.get("all") or ("macs" in body and "devices" in body):
+            raise invalid(
+                "invalid-selection",
+                "A claim job names its devices in devices: [{mac, serial, label_code?}] only; "
+                "its labels are attached to them.",
+            )
+        if "devices" not in body:
+            raise claim_needs_serial()
+        return "devices"
+    if "devices" in body:
+        raise invalid(
+            "invalid-selection",
+            "devices (MACs with serial numbers) select a claim job's devices; other jobs select with macs, labels "
+            "or all: true.",
+        )
     chosen = [key for key in ("macs", "labels", "all") if body.get(key)]
     if len(chosen) != 1:
         raise invalid("invalid-selection", "Select the devices with exactly one of macs, labels or all: true.", chosen)
@@ -161,7 +205,12 @@ async def _open_job(
         start_job(ctx_server, job_id)
 
     req.after_commit.append(start_runner)
-    how = params["selection"] if params.get("source") != "file" else f"file, {len(refused)} rows refused"
+    if params.get("source") == "file":
+        how = f"file, {len(refused)} rows refused"
+    elif params.get("proof"):
+        how = f"devices with serial numbers, {len(refused)} refused"
+    else:
+        how = params["selection"]
     req.audit_message = f"job {job_id} '{job.name}': {'+'.join(actions)} on {total} devices ({how})"
     answer: dict[str, Any] = {"id": job_id, "status": job.status, "total": total}
     if params.get("source") == "file":
@@ -172,12 +221,20 @@ async def _open_job(
 @api.route(
     "POST",
     "/jobs",
-    summary="Start a bulk device job (DEV-9, DEV-12); answers 202 with its id",
+    summary=(
+        "Start a bulk device job (DEV-9, DEV-12); answers 202 with its id. Select with exactly one of macs, "
+        "labels or all: true — except claim jobs (DEV-3 claim proof, the exception to PROTOCOL §3's "
+        "`macs? or file`), which name each device with its proof in devices: [{mac, serial, label_code?}] "
+        "(macs alone: 422 claim-needs-serial). A claim device that is unknown or whose proof is wrong ends "
+        "FAIL device-not-found and counts toward your account's claim failure budget: a spent budget is "
+        "429 too-many-attempts with Retry-After, and devices after it ran out end FAIL too-many-attempts"
+    ),
     action="jobs.create",
     process="JOB",
     body=CREATE,
     status=202,
-    max_body=4 << 20,
+    max_body=MAX_UPLOAD,
+    responses=TOO_MANY_CLAIMS,
 )
 async def create_job(req: Req) -> Any:
     actions = rules.validate_action_set(req.body["actions"])
@@ -191,6 +248,13 @@ async def create_job(req: Req) -> Any:
         "context": context_json(ctx),
         "actor": asdict(req.actor),
     }
+    if selection == "devices":
+        claims = await _claims(req, req.body["devices"])
+        macs, _, refused = await prove_claims(req, claims)
+        params.update(selection="macs", macs=macs, proof=PROOF, refused=len(refused))
+        return await _open_job(
+            req, actions=actions, name=req.body["name"], params=params, total=len(claims), refused=refused
+        )
     if selection == "macs":
         params["macs"] = normalize_macs(req.body["macs"])
         total = len(params["macs"])
@@ -202,6 +266,23 @@ async def create_job(req: Req) -> Any:
     return await _open_job(req, actions=actions, name=req.body["name"], params=params, total=total)
 
 
+async def _claims(req: Req, devices: list[dict[str, Any]]) -> list[FileRow]:
+    """DEV-3: a claim job's entries, checked as far as the input alone allows (`proof`): the
+    budget first (429), then the whole request's shape — size, MACs, label codes, policy."""
+    check_claim_budget(req)
+    if len(devices) > MAX_MACS:
+        raise invalid("invalid-body", f"devices: at most {MAX_MACS} devices per job; split it.", MAX_MACS)
+    codes = [d.get("label_code") for d in devices]
+    if any(code is not None and not isinstance(code, str) for code in codes):
+        raise invalid("invalid-label-code", "A label code is a string of 4 to 32 letters and digits.")
+    if None in codes and await label_code_required_for(req.session, req.actor.acting_id):
+        raise claim_proof.label_code_required()  # before any look-up, as a single claim
+    return [
+        FileRow(None, mac=mac, serial=d["serial"], label_code=d.get("label_code"))
+        for mac, d in zip((normalize_mac(d["mac"]) for d in devices), devices, strict=True)
+    ]
+
+
 @api.route(
     "POST",
     "/jobs/upload",
@@ -211,13 +292,18 @@ async def create_job(req: Req) -> Any:
         "(by MAC, or by serial when the MAC is empty). Query: name, actions (comma-separated), "
         "account_id?, site_id?. Rows that select no device (bad MAC, unknown or outside your hierarchy, "
         "repeated) become FAIL results with their row number; the rest runs. An empty or non-CSV body "
-        "is 422 job-file-empty / job-file-not-csv / job-file-bad-encoding."
+        "is 422 job-file-empty / job-file-not-csv / job-file-bad-encoding. A claim job's file needs mac and "
+        "serial columns and, where the device has a label code or your account requires one, label_code "
+        "(DEV-3 claim proof; no serial column: 422 claim-needs-serial); a row without a serial is a FAIL "
+        "missing-field, and an unknown device or a wrong proof is a FAIL device-not-found counted toward "
+        "your account's claim failure budget (429 too-many-attempts when spent)."
     ),
     action="jobs.create",
     process="JOB",
     raw_body=UPLOAD_TYPES,
     max_body=MAX_UPLOAD,
     status=202,
+    responses=TOO_MANY_CLAIMS,
     query=(
         ("name", "the job's name (required)"),
         ("actions", "comma-separated DEV-9 action set, e.g. claim,associate,activate (required)"),
@@ -243,9 +329,15 @@ async def upload_job(req: Req) -> Any:
     media = req.request.content_type.lower()
     if req.request.headers.get("Content-Type") and media not in _CSV_ALIASES:
         raise file_error("job-file-not-csv", f"The upload is sent as {media}; send it as text/csv. {NOT_CSV}", media)
+    claim = "claim" in actions
+    if claim:
+        check_claim_budget(req)  # DEV-3: before the file is read (`proof`)
     # A 10 MiB file takes a moment to parse: off the event loop, so other requests go on.
-    rows = await asyncio.to_thread(parse_selection_csv, req.raw or b"")
-    macs, row_of, refused = await resolve_rows(req.session, req.actor, rows, anywhere="claim" in actions)
+    rows = await asyncio.to_thread(parse_selection_csv, req.raw or b"", claim=claim)
+    if claim:
+        macs, row_of, refused = await prove_claims(req, rows)
+    else:
+        macs, row_of, refused = await resolve_rows(req.session, req.actor, rows, anywhere=False)
     params: dict[str, Any] = {
         "selection": "macs",
         "source": "file",
@@ -256,4 +348,6 @@ async def upload_job(req: Req) -> Any:
         "rows": row_of,
         "refused": len(refused),  # results from the start: where the runner goes on (`runner`)
     }
+    if claim:
+        params["proof"] = PROOF
     return await _open_job(req, actions=actions, name=name, params=params, total=len(rows), refused=refused)

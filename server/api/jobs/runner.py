@@ -15,7 +15,9 @@ Decisions:
 - Ownership: the job row names the process running it (`runner_id` = `RUNNER_ID`, host, pid and
   a random token). A runner stops at its next batch when the job was closed meanwhile or
   another process took it over, so two processes never both work on a job.
-- Claim finds devices nobody holds yet; other actions only those in your hierarchy.
+- Claim finds devices nobody holds yet; other actions only those in your hierarchy. A claim job's
+  MACs were proven when it was created (`proof`, params `proof`); one without that mark (stored
+  before claim proofs) claims nothing and ends FAIL `claim-needs-serial`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.actor import Actor
 from server.api.devices import Notices, apply_actions, scope_devices, state_of
+from server.api.jobs.proof import NEEDS_SERIAL, PROOF, not_proven
 from server.context import ServerContext
 from server.domain import devices as rules
 from server.domain.errors import DomainError, not_found
@@ -124,6 +127,10 @@ async def _run(ctx: ServerContext, job_id: int) -> None:
     notices = Notices()
     macs: list[str] = params.get("macs") or []
     refused = int(params.get("refused", 0))
+    if "claim" in actions and params.get("proof") != PROOF:
+        # DEV-3: a claim job stored before claim proofs named its devices by MAC alone; claim nothing.
+        await _close(ctx, job_id, {"error": "claim-needs-serial", "detail": NEEDS_SERIAL})
+        return
     while True:
         async with ctx.store.transaction() as s:
             job = await lock_job(s, job_id)
@@ -171,6 +178,17 @@ async def _run(ctx: ServerContext, job_id: int) -> None:
         await notices.queue(s, actor.login, ctx.clock())
 
 
+async def _close(ctx: ServerContext, job_id: int, why: dict[str, str]) -> None:
+    async with ctx.store.transaction() as s:
+        job = await lock_job(s, job_id)
+        if not _ours(job):
+            return
+        assert job is not None
+        job.status = "FAIL"
+        job.summary = {**job.summary, **why}
+        job.finished_at = job.heartbeat_at = ctx.clock()
+
+
 async def _batch(
     s: AsyncSession,
     job_id: int,
@@ -188,7 +206,9 @@ async def _batch(
     for mac in subjects:
         row = rows.get(mac)
         err: DomainError | None
-        if row is None:
+        if row is None and "claim" in actions:
+            err = not_proven(mac)  # a claim job's unknown device reads as an unproven one (`proof`)
+        elif row is None:
             err = not_found("device-not-found", f"no device {mac} in your hierarchy")
         else:
             before = state_of(row)

@@ -22,6 +22,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from dataclasses import field as _field
 from typing import Any
 
 from sqlalchemy import select
@@ -40,18 +41,21 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _WIDE_BOMS = ((b"\xff\xfe", "UTF-16/32"), (b"\xfe\xff", "UTF-16"), (b"\x00\x00\xfe\xff", "UTF-32"))
 _DELIMITERS = (",", ";", "\t")
 SELECT_COLUMNS = ("mac", "serial")
+LABEL_CODE_COLUMN = "label_code"  # a claim's label code (DEV-3, `proof`); other jobs ignore it
 
 
 @dataclass(frozen=True)
 class FileRow:
     """One data row of an uploaded selection file; `reason` set when the row selects nothing."""
 
-    row: int
+    row: int | None  # None: an entry of a POST /jobs body, not a file row
     mac: str | None = None
     serial: str | None = None
     field: str | None = None
     reason: str | None = None
     detail: str | None = None
+    # A claim's proof (DEV-3, `proof`): as typed, checked and then dropped; never shown.
+    label_code: str | None = _field(default=None, repr=False)
 
     def refused(self, field: str | None, reason: str, detail: str) -> FileRow:
         return replace(self, field=field, reason=reason, detail=detail)
@@ -62,6 +66,11 @@ def file_error(error: str, detail: str, value: Any = None) -> DomainError:
 
 
 NOT_CSV = "This call takes a CSV file whose header row names a mac and/or serial column."
+CLAIM_FILE = (
+    "A claim job's file names each device by its MAC and the serial number printed on its box (DEV-3): "
+    "its header row needs both a mac and a serial column, and a label_code column where the devices "
+    "have label codes or your account requires them."
+)
 
 
 def _header_cells(line: str, delimiter: str) -> list[str]:
@@ -108,6 +117,7 @@ def _file_row(row: int, header: list[str], cells: list[str]) -> FileRow:
         )
     values = dict(zip(header, (cell.strip() for cell in cells), strict=False))
     mac_cell, serial = values.get("mac") or None, values.get("serial") or None
+    label_code = values.get(LABEL_CODE_COLUMN) or None
     if mac_cell is None and serial is None:
         return FileRow(row).refused(
             "mac" if "mac" in header else "serial",
@@ -115,17 +125,18 @@ def _file_row(row: int, header: list[str], cells: list[str]) -> FileRow:
             "The row has neither a MAC address nor a serial number.",
         )
     if mac_cell is None:
-        return FileRow(row, serial=serial)
+        return FileRow(row, serial=serial, label_code=label_code)
     try:
         mac = normalize_mac(mac_cell)
     except DomainError as err:
         return FileRow(row, serial=serial).refused("mac", err.error, f"{err.detail} Value: {preview(mac_cell)!r}")
-    return FileRow(row, mac=mac, serial=serial)
+    return FileRow(row, mac=mac, serial=serial, label_code=label_code)
 
 
-def parse_selection_csv(data: bytes, max_rows: int = MAX_MACS) -> list[FileRow]:
+def parse_selection_csv(data: bytes, max_rows: int = MAX_MACS, *, claim: bool = False) -> list[FileRow]:
     """DEV-9: the rows of an uploaded selection file (see the module docstring); whole-file
-    problems raise, a bad row is returned refused with its row number."""
+    problems raise, a bad row is returned refused with its row number. A claim's file must name
+    both a mac and a serial column (DEV-3, `proof`)."""
     if not data.removeprefix(_UTF8_BOM).strip():
         raise file_error("job-file-empty", f"The uploaded file is empty. {NOT_CSV}")
     if data.startswith(_ZIP_MAGIC):
@@ -146,9 +157,11 @@ def parse_selection_csv(data: bytes, max_rows: int = MAX_MACS) -> list[FileRow]:
                 continue  # blank lines count as rows (a spreadsheet shows them) but select nothing
             if header is None:
                 header = [cell.strip().lower() for cell in cells]
-                for name in SELECT_COLUMNS:
+                for name in (*SELECT_COLUMNS, LABEL_CODE_COLUMN):
                     if header.count(name) > 1:
                         raise file_error("job-file-not-csv", f"The header names the column {name!r} twice.", name)
+                if claim and not set(SELECT_COLUMNS) <= set(header):
+                    raise file_error("claim-needs-serial", CLAIM_FILE, [c for c in SELECT_COLUMNS if c not in header])
                 continue
             rows.append(_file_row(line, header, cells))
             if len(rows) > max_rows:
@@ -201,7 +214,7 @@ async def resolve_rows(
         if r.reason is not None:
             refused.append(r)
             continue
-        assert r.mac is not None
+        assert r.mac is not None and r.row is not None
         macs.append(r.mac)
         row_of[r.mac] = r.row
     return macs, row_of, refused
@@ -229,7 +242,7 @@ def _check_row(r: FileRow, serial_of: dict[str, str], mac_of: dict[str, str], ro
 
 
 def refused_result(job_id: int, r: FileRow) -> dict[str, Any]:
-    subject = r.mac or (r.serial[:64] if r.serial else None) or f"row {r.row}"
+    subject = r.mac or (r.serial[:64] if r.serial else None) or (f"row {r.row}" if r.row is not None else "?")
     return {
         "job_id": job_id,
         "subject": subject,
