@@ -7,9 +7,10 @@ One fleet (or shard) gets its own service provider, customer and site, so fleets
 2. a new service provider creates a customer, a profile whose one entry points at the fleet's
    provisioning file server (PRF-1, group `group`), a site with that profile and a PIN (SIT-1),
    and an 8-digit NEC for as many phones as will type it (EC-1);
-3. the zero-touch share is claimed, associated with the site and activated in one bulk job
-   (DEV-9, DEV-6). The code shares stay unclaimed (DEV-7): they enroll with the NEC or the PEC
-   (account ID + PIN, EC-6); the wrong-code share types codes that are neither.
+3. the zero-touch share is claimed (by MAC and serial number, DEV-3), associated with the site
+   and activated in one bulk job (DEV-9, DEV-6). The code shares stay unclaimed (DEV-7): they
+   enroll with the NEC or the PEC (account ID + PIN, EC-6); the wrong-code share types codes
+   that are neither.
 
 Everything is checked: a rejected import row (a MAC this server already holds, say) stops the
 run with the rows' reasons rather than booting phones whose outcome would be meaningless.
@@ -100,7 +101,8 @@ async def arrange(
         )
         nec = str(answer["code"])
     pec = str((await sp.call("GET", f"/sites/{site['id']}/pec"))["code"])
-    zero_touch = [p.mac for p in phones if p.arrangement == "zero-touch"]
+    # DEV-3: a claim job names each phone with the serial printed on its box (the proof of possession).
+    zero_touch = [{"mac": p.mac, "serial": p.serial} for p in phones if p.arrangement == "zero-touch"]
     if zero_touch:
         job = await sp.call(
             "POST",
@@ -110,7 +112,7 @@ async def arrange(
                 "actions": ["claim", "associate", "activate"],
                 "account_id": customer["id"],
                 "site_id": site["id"],
-                "macs": zero_touch,
+                "devices": zero_touch,
             },
         )
         done = await sp.wait_job(int(job["id"]))

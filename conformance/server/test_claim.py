@@ -1,7 +1,8 @@
 """DEV-3 claims through the admin API, as PROTOCOL §3 fixes them (issue 13): `POST /devices/claim`
 {`mac`, `serial`} — both, the serial printed on the box being the proof of possession (SPEC.md's
 "by MAC, serial number, or both" let anyone who saw a MAC on the network take the phone). A wrong
-pair must tell nothing an unknown device would not, and wrong pairs must run into a budget.
+pair must tell nothing an unknown device would not, and wrong pairs must run into a budget. A bulk
+claim job (`POST /jobs` with `claim`) is no way around the proof: by MACs alone it claims nothing.
 
 Driven from outside only, so any server implementing PROTOCOL.md can be tested."""
 
@@ -11,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from conformance.server.client import Org, Probe, expect_error, import_probes, new_org
+from conformance.server.client import Org, Probe, expect_error, import_probes, new_org, tag
+from simulators.admin_client import AdminError
 
 # How many wrong pairs a claimant may send before the server must push back. PROTOCOL.md names no
 # number; a hundred wrong serials for one account within a test is no typing mistake.
@@ -99,3 +101,25 @@ async def test_wrong_pairs_run_into_a_budget_answered_429_with_retry_after(enrol
         # ... and another account's claims are not held back by this one's guesses.
         neighbour = await new_org(admin)
         await neighbour.sp.call("POST", "/devices/claim", {"mac": probe.mac, "serial": probe.serial})
+
+
+@pytest.mark.rule("DEV-3", "DEV-9", "PROTOCOL-3")
+async def test_a_claim_job_without_proof_claims_nothing(enrollment_server) -> None:  # type: ignore[no-untyped-def]
+    """A claim job naming devices by MAC alone (PROTOCOL §3's `macs`) must not take them: the server
+    may refuse the job (4xx) or run it, but afterwards the device is still nobody's."""
+    async with enrollment_server.admin() as admin:
+        org = await new_org(admin)
+        probe = Probe.make(enrollment_server)
+        await import_probes(admin, [probe])
+        body = {"name": f"claim by MAC {tag()}", "actions": ["claim"], "macs": [probe.mac]}
+        try:
+            job = await org.sp.call("POST", "/jobs", body)
+        except AdminError as exc:
+            assert 400 <= exc.status < 500 and exc.status != 429, (exc.status, exc.error)
+        else:
+            done = await org.sp.wait_job(int(job["id"]), timeout=60)
+            assert done["status"] != "COMPLETE", f"a claim job by MAC alone completed: {done}"
+        await expect_error(org.sp.call("GET", f"/devices/{probe.mac}"), 404)  # still nobody's
+        # The right proof still claims it (the refusal was about the proof, not the device).
+        await org.sp.call("POST", "/devices/claim", {"mac": probe.mac, "serial": probe.serial})
+        assert (await org.sp.call("GET", f"/devices/{probe.mac}"))["owner_id"] == org.sp_id

@@ -51,7 +51,7 @@ from server.api.jobs.selection_file import (
 from server.api.routing import Api, Reply, Req
 from server.domain import claim_proof
 from server.domain import devices as rules
-from server.domain.errors import invalid, not_found
+from server.domain.errors import DomainError, invalid, not_found
 from server.domain.identity import normalize_mac
 from server.domain.inputs import ID_MAX, ascii_int, name_schema
 from server.store.models import Job, JobResult, Label
@@ -272,15 +272,29 @@ async def _claims(req: Req, devices: list[dict[str, Any]]) -> list[FileRow]:
     check_claim_budget(req)
     if len(devices) > MAX_MACS:
         raise invalid("invalid-body", f"devices: at most {MAX_MACS} devices per job; split it.", MAX_MACS)
-    codes = [d.get("label_code") for d in devices]
-    if any(code is not None and not isinstance(code, str) for code in codes):
-        raise invalid("invalid-label-code", "A label code is a string of 4 to 32 letters and digits.")
+    macs = [normalize_mac(d["mac"]) for d in devices]  # one malformed MAC refuses the request
+    codes = [_label_code(d.get("label_code")) for d in devices]
     if None in codes and await label_code_required_for(req.session, req.actor.acting_id):
         raise claim_proof.label_code_required()  # before any look-up, as a single claim
     return [
-        FileRow(None, mac=mac, serial=d["serial"], label_code=d.get("label_code"))
-        for mac, d in zip((normalize_mac(d["mac"]) for d in devices), devices, strict=True)
+        FileRow(None, mac=mac, serial=d["serial"], label_code=code)
+        for mac, d, code in zip(macs, devices, codes, strict=True)
     ]
+
+
+def _label_code(value: Any) -> str | None:
+    """A claim entry's label code, normalised; a malformed one refuses the request without
+    echoing it (the refusal's detail goes to the audit log)."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return claim_proof.normalize_label_code(value)
+    except (ValueError, DomainError):
+        raise invalid(
+            "invalid-label-code", "A label code is a string of 4 to 32 letters and digits (blanks and '-' are ignored)."
+        ) from None
 
 
 @api.route(
