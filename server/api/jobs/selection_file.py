@@ -13,7 +13,11 @@ Decisions:
 - An empty body, a header without data rows, or a body that is not such a CSV file (JSON, ZIP,
   no `mac`/`serial` column, not UTF-8) is refused whole with 422 (`job-file-empty`,
   `job-file-not-csv`, `job-file-bad-encoding`); more than `MAX_MACS` rows is 413
-  `job-file-too-large`. Claim looks devices up globally, like `POST /jobs` with `macs`.
+  `job-file-too-large`.
+- A claim job's file (DEV-3 claim proof, `proof`) needs both a `mac` and a `serial` column
+  (else 422 `claim-needs-serial`) and may carry `label_code`; each row names its device by MAC
+  and serial (never by serial alone), and its proof is checked as `POST /devices/claim` checks
+  it, globally (unclaimed devices belong to no hierarchy yet).
 """
 
 from __future__ import annotations
