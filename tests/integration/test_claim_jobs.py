@@ -262,3 +262,18 @@ async def test_dev3_a_claim_file_needs_serials_row_by_row(server: Running, admin
         assert secret not in shown, secret
     exported = (await sp.call("GET", f"/jobs/{ans['id']}/export", params={"format": "csv"})).body
     assert sorted(int(r["row"]) for r in csv.DictReader(io.StringIO(exported))) == [2, 3, 4, 5, 6, 7]
+
+
+async def test_dev3_a_claim_file_under_a_label_code_policy_needs_the_codes(admin: ApiClient) -> None:
+    sp = await admin.new_account("service_provider")
+    devs = [device(m) for m in macs_for("A42566", 2)]
+    macs = await fleet(admin, devs)
+    codes = [{"mac": m, "label_code": f"POL{i}CODE"} for i, m in enumerate(macs)]
+    (await admin.post("/devices/label-codes", {"codes": codes})).ok()
+    (await sp.call("PUT", f"/accounts/{sp.account_id}/claim-policy", {"label_code_required": True})).ok()
+    text = f"mac,serial,label_code\n{macs[0]},{devs[0]['serial']},pol0code\n{macs[1]},{devs[1]['serial']},\n"
+    ans = await _upload(sp, text, actions="claim")
+    assert ans.status == 202 and ans["refused"] == 1, ans.body
+    job = await wait_job(sp, ans["id"])
+    rows = {r["row"]: (r["field"], r["status"], r["reason"]) for r in job["results"]["items"]}
+    assert rows == {2: (None, "SUCCESS", None), 3: ("label_code", "FAIL", "label-code-required")}
