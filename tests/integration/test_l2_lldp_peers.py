@@ -116,9 +116,7 @@ def test_phone_agent_hears_lldpds_avaya_file_server_tlv() -> None:
             assert "10.213.0.1" in switch.management_addresses  # br0's address, as lldpd tells it
             assert agent.sent == 0  # never started: it only listened
 
-    started = time.monotonic()
-    asyncio.run(run())
-    assert time.monotonic() - started < 15
+    asyncio.run(run())  # each wait above has its own deadline: a hang is a failure there
 
 
 def test_lldpd_decodes_the_phones_lldpdu() -> None:
@@ -141,9 +139,7 @@ def test_lldpd_decodes_the_phones_lldpdu() -> None:
                 assert heard is not None and heard.system_name  # lldpd answered; the phone heard it
                 return dict(neighbours[0])
 
-    started = time.monotonic()
     neighbour = asyncio.run(run())
-    assert time.monotonic() - started < 15
     (name, chassis), = neighbour["chassis"].items()
     assert name == "AVA000001"
     assert chassis["id"] == {"type": "ip", "value": "10.213.0.50"}
@@ -183,9 +179,7 @@ def test_phone_hears_the_harness_advertiser_and_the_capture_shows_both(tmp_path:
                     link.close()
                 return switch, dict(advertiser.neighbours)
 
-    started = time.monotonic()
     switch, neighbours = asyncio.run(run())
-    assert time.monotonic() - started < 15
     assert switch is not None and switch.file_servers == ("10.213.0.1",) and switch.call_servers == ("10.213.0.5",)
     assert switch.dot1q_framing == 2 and switch.med_policy is not None and switch.med_policy.vlan == 212
     assert switch.med_policy.priority == 5 and switch.med_policy.dscp == 46 and switch.med_policy.tagged

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,9 +73,8 @@ def test_sip_notify_reboot_answered_by_sipp_and_a_silent_phone(bench, tmp_path: 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"rebooted desk-1 (sip-notify): NOTIFY check-sync to {ip}:5060: 200 OK")
     assert phone_sip.returncode == 0
-    started = time.monotonic()
+    # Timer F (64 x 0.05 s) ends it; _run's own timeout fails the test on a hang
     silent = _run("--lab", str(lab), "--netns", lab_box.netns, "desk-1")
-    assert time.monotonic() - started < 30  # Timer F of 64 x 0.05 s, not a hang
     _one_line_failure(silent, "sip-no-answer")
 
 
