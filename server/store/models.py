@@ -334,4 +334,52 @@ class LinkRequest(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+
+class OrderSystem(Base):
+    """DEP-1: an upstream order system of an account, with its API token and optional key (0007)."""
+
+    __tablename__ = "order_systems"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the token
+    key: Mapped[str | None] = mapped_column(String(64))  # Fernet key: batches must be encrypted
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OrderBatch(Base):
+    """DEP-1: one request batch of an order system; its batch id is unique per order system."""
+
+    __tablename__ = "order_batches"
+    __table_args__ = (UniqueConstraint("order_system_id", "batch_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_system_id: Mapped[int] = mapped_column(ForeignKey("order_systems.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(String(64))
+    customer_account: Mapped[str] = mapped_column(String(8))
+    site_id: Mapped[int | None] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the canonical batch: replays compare it
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    total: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OrderDevice(Base):
+    """DEP-1: one device of a batch, as requested, and its outcome once processed (null before)."""
+
+    __tablename__ = "order_devices"
+    __table_args__ = (UniqueConstraint("batch_pk", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_pk: Mapped[int] = mapped_column(ForeignKey("order_batches.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    mac: Mapped[str] = mapped_column(String(12))
+    serial: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(16))
+    request_type: Mapped[str] = mapped_column(String(2))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+
 Index("ix_audit_account_at", AuditLog.account_path, AuditLog.at)
