@@ -125,6 +125,7 @@ class Route:
     allow_password_change: bool = False
     query: tuple[tuple[str, str], ...] = ()
     responses: dict[str, Any] = field(default_factory=dict)  # documented answers besides success (OpenAPI)
+    secret: bool = False  # the body holds a secret (`writeOnly`): refusals quote none of its values
 
 
 class Api:
@@ -172,6 +173,7 @@ class Api:
                     allow_password_change=allow_password_change,
                     query=query,
                     responses=dict(responses or {}),
+                    secret=inputs.has_secrets(body),
                 )
             )
             return fn
@@ -206,8 +208,8 @@ def _parse_body(data: bytes, route: Route) -> tuple[Any, bytes | None]:
         return None, None
     if not data:
         raise bad_request("invalid-json", "a JSON body is required")
-    body = inputs.load_json(data)
-    _validate(body, route.body)
+    body = inputs.load_json(data, quote=not route.secret)
+    _validate(body, route.body, quote=not route.secret)
     return body, None
 
 
@@ -232,7 +234,7 @@ _validators: dict[int, jsonschema.protocols.Validator] = {}
 _MAX_DETAIL = 300  # a schema message quotes the value: a 1 MiB body is not echoed back
 
 
-def _validate(body: Any, schema: dict[str, Any]) -> None:
+def _validate(body: Any, schema: dict[str, Any], *, quote: bool = True) -> None:
     validator = _validators.get(id(schema))
     if validator is None:
         validator = _Validator(schema)
@@ -240,8 +242,35 @@ def _validate(body: Any, schema: dict[str, Any]) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(body))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "body"
-        message = error.message if len(error.message) <= _MAX_DETAIL else error.message[:_MAX_DETAIL] + "…"
+        message = error.message if quote else _unquoted(error)
+        if len(message) > _MAX_DETAIL:
+            message = message[:_MAX_DETAIL] + "…"
         raise invalid("invalid-body", f"{where}: {message}", list(error.absolute_path) or None)
+
+
+# A schema message quotes the offending value ("'7K3P…' is too long"). In a body holding a secret
+# (a label code, a claim's serial) the message says what the rule is instead; these two keywords
+# quote property names only, which the schema or the caller's keys give, never a value.
+_NAMES_ONLY = ("required", "additionalProperties")
+
+
+def _unquoted(error: jsonschema.exceptions.ValidationError) -> str:
+    rule, bound = error.validator, error.validator_value
+    if rule in _NAMES_ONLY:
+        return error.message
+    sentences = {
+        "type": f"must be of type {bound}",
+        "maxLength": f"must be at most {bound} characters long",
+        "minLength": f"must be at least {bound} characters long",
+        "maxItems": f"must have at most {bound} items",
+        "minItems": f"must have at least {bound} items",
+        "enum": f"must be one of {bound}",
+        "const": f"must be {bound!r}",
+        "maximum": f"must be at most {bound}",
+        "minimum": f"must be at least {bound}",
+        "pattern": f"must match the pattern {bound}",
+    }
+    return sentences.get(str(rule), f"is refused by the schema's {rule!r} rule")
 
 
 def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

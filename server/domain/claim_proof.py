@@ -11,6 +11,9 @@
   without blanks and '-'): the store never holds the code, and the MAC as salt keeps one table
   from serving every device. It is a possession proof checked with the serial under a failure
   budget, not a password: a slow hash would make a 100 000-device label upload take hours.
+- Neither a label code nor a claim's serial is ever quoted back — not in an answer, not in the
+  audit log — malformed ones included (`normalize_label_code`, `no_match`; the admin API's
+  schemas mark them `writeOnly`).
 - A wrong MAC/serial/label-code combination is indistinguishable from an unknown device: same
   status, error id and detail for every mismatch (`no_match`), and the caller does the same
   look-up and hash work either way (`matches` hashes even when no device was found).
@@ -25,19 +28,26 @@ import re
 from server.domain.errors import DomainError, invalid, not_found
 
 LABEL_CODE = re.compile(r"^[A-Z0-9]{4,32}$")
-_BLANKS = re.compile(r"[\s-]+")
+# Blanks are spaces and no-break spaces (a code copied from a PDF); `\s` would also drop control
+# characters such as NEL (U+0085) and the C0 separators, so a code carrying them would be taken.
+_BLANKS = re.compile("[- \u00a0]+")
 # What `matches` hashes when there is no device to compare with: same work, never equal.
 _NOTHING = "0" * 64
 
 
-def normalize_label_code(value: str) -> str:
-    """A label code as compared: blanks and '-' dropped, upper case; 4-32 letters and digits."""
-    code = _BLANKS.sub("", value).upper()
-    if not LABEL_CODE.match(code):
+def normalize_label_code(value: str, mac: str | None = None) -> str:
+    """A label code as compared: blanks and '-' dropped, upper case; 4-32 letters and digits.
+    A refusal never quotes the code, malformed or not (it may be a right code mistyped); `mac`
+    names the device it was given for."""
+    code = _BLANKS.sub("", value)
+    # ASCII before upper-casing: str.upper turns 'ı' into 'I' and 'ﬁ' into 'FI'.
+    code = code.upper() if code.isascii() else ""
+    if not LABEL_CODE.fullmatch(code):
+        for_device = f"The label code given for {mac} is refused: a" if mac else "A"
         raise invalid(
             "invalid-label-code",
-            "A label code is 4 to 32 letters and digits (blanks and '-' are ignored).",
-            value[:40],
+            f"{for_device} label code is 4 to 32 letters and digits (blanks and '-' are ignored).",
+            mac,
         )
     return code
 
@@ -71,11 +81,13 @@ def matches(
     return same_code
 
 
-def no_match(mac: str, serial: str) -> DomainError:
-    """DEV-3: the one answer for an unknown device and for a wrong MAC/serial/label code."""
+def no_match(mac: str) -> DomainError:
+    """DEV-3: the one answer for an unknown device and for a wrong MAC/serial/label code. It names
+    the MAC only: the serial is a proof (and may be a right one sent with a wrong label code), and
+    the detail goes to the audit log, which the accounts above the claimant read."""
     return not_found(
         "device-not-found",
-        f"No claimable device has MAC {mac} and serial number {serial}"
+        f"No claimable device has MAC {mac} and the serial number given"
         " (with the label code printed on its box, where it has one).",
     )
 

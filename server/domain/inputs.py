@@ -13,6 +13,9 @@ Decisions (the admin API's input rules; docs/decisions.md, "Admin API convention
   surrogate (`"\\ud800"`) cannot be encoded for the store, and PostgreSQL refuses NUL.
 - Names people give (accounts, administrators, sites, profiles, labels, jobs) have no control
   characters at all (`name_schema`).
+- A schema property marked `writeOnly` is a secret the caller proves something with (a label
+  code, a claim's serial): no refusal of a body holding one quotes any value of it — neither a
+  schema message nor an out-of-range number (`has_secrets`, `load_json(quote=False)`).
 - Integers in paths and queries are ASCII digits only (`str.isdigit` also takes `¹` and `٣`);
   path ids are 1..`ID_MAX`, `offset` 0..`OFFSET_MAX`.
 """
@@ -74,18 +77,30 @@ def _parse_constant(name: str) -> Any:
     raise bad_request("invalid-json", f"{name} is not JSON.", name)
 
 
-def load_json(data: bytes | str, what: str = "body") -> Any:
-    """Parse JSON text under this module's rules; a refusal is a `DomainError` (400 or 422)."""
+def load_json(data: bytes | str, what: str = "body", *, quote: bool = True) -> Any:
+    """Parse JSON text under this module's rules; a refusal is a `DomainError` (400 or 422).
+    `quote=False`: a refusal names no number of the text (it may hold a secret, `has_secrets`)."""
     try:
         document = json.loads(
             data, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
         )
+    except DomainError as err:
+        if quote or err.error not in _UNQUOTED or err.value in _CONSTANTS:
+            raise
+        raise DomainError(err.error, _UNQUOTED[err.error].format(what=what), err.status) from None
     except RecursionError:
         raise _too_deep(what) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad_request("invalid-json", f"The {what} is not valid JSON: {exc}") from None
     check_document(document, what)
     return document
+
+
+_CONSTANTS = ("NaN", "Infinity", "-Infinity")  # what `_parse_constant` names: never a secret
+_UNQUOTED = {
+    "integer-out-of-range": f"Integers are {INT_MIN} to {INT_MAX}; the {{what}} has one outside that range.",
+    "invalid-json": "The {what} has a number too large for JSON.",
+}
 
 
 def _too_deep(what: str) -> DomainError:
@@ -144,6 +159,20 @@ def _printable(part: str | int) -> str:
 
 
 # --- schemas ---------------------------------------------------------------------------------------
+
+
+def has_secrets(schema: dict[str, Any] | None) -> bool:
+    """Does `schema` mark a property `writeOnly`: a secret a refusal must never quote?"""
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if node.get("writeOnly") is True:
+                return True
+            stack.extend(v for k, v in node.items() if k not in ("enum", "const", "default", "examples"))
+    return False
 
 
 def bound_integers(schema: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,9 @@ allows may be taken (that is not bad input); a value it refuses must be refused.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +20,7 @@ from server.api.app import route_table
 from server.domain import permissions
 from tests.badinput import corpus
 from tests.badinput.conftest import Probe, World
+from tests.integration.client import Answer
 
 pytestmark = [pytest.mark.badinput, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(900)]
 
@@ -164,5 +167,34 @@ async def test_a_bad_value_in_any_property_is_refused(
             if "error" not in item.expect and _documented(prop, value):
                 judged = replace(item, expect={"status": "2xx|4xx", "accepted": "the documented schema allows it"})
             body = {**base, name: value}
-            await probe.send(judged, f"{op.label} .{name}", lambda c=client, o=op, b=body: c.call(o.method, o.path, b))
+            check = _not_echoed(name, value) if prop.get("writeOnly") else None
+            await probe.send(
+                judged, f"{op.label} .{name}", lambda c=client, o=op, b=body: c.call(o.method, o.path, b), check=check
+            )
     probe.assert_clean()
+
+
+def _echo_of(value: Any) -> str | None:
+    """A piece of `value` that an answer quoting it would hold (None: too short to tell apart)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return str(value)
+    if isinstance(value, str):
+        words = re.findall(r"\w{4,}", value)
+        return words[0][:8] if words else None
+    return None
+
+
+def _not_echoed(name: str, value: Any) -> Callable[[Answer], str | None] | None:
+    """A secret property (`writeOnly`: a label code, a claim's serial) is never quoted back."""
+    piece = _echo_of(value)
+    if piece is None:
+        return None
+
+    # A number is quoted when its digits stand alone ("2147483648" is in the bound "-2147483648").
+    quoted = re.compile(rf"(?<![\d-]){piece}(?!\d)" if piece.isdigit() else re.escape(piece))
+
+    def check(answer: Answer) -> str | None:
+        shown = json.dumps(answer.body, ensure_ascii=False)
+        return f"the answer quotes the secret {name} ({piece!r})" if quoted.search(shown) else None
+
+    return check

@@ -60,7 +60,7 @@ async def claim_device(req: Req) -> Any:
     )
     if not proven or device is None:
         req.ctx.claims.record(claimant, req.now)
-        raise claim_proof.no_match(mac, serial)
+        raise claim_proof.no_match(mac)
     ctx = await action_context(req.session, req.actor, ["claim"])
     answer = await run_lifecycle(req, [device.mac], ["claim"], ctx, scoped=False)
     answer["device"] = device_json(device, [], req.now)
@@ -110,7 +110,8 @@ async def label_code_required_for(session: AsyncSession, account_id: str) -> boo
 async def set_label_codes(req: Req) -> Any:
     given: dict[str, str] = {}
     for item in req.body["codes"]:
-        given[normalize_mac(item["mac"])] = claim_proof.normalize_label_code(item["label_code"])
+        mac = normalize_mac(item["mac"])
+        given[mac] = claim_proof.normalize_label_code(item["label_code"], mac)
     rows = await _load(req.session, req.actor, list(given))
     results = []
     for mac, code in given.items():

@@ -25,13 +25,27 @@ MACS = {
     "additionalProperties": False,
     "properties": {"macs": {"type": "array", "items": _MAC_ITEM, "minItems": 1, "maxItems": 10_000}},
 }
-_SERIAL = {"type": "string", "minLength": 1, "maxLength": 64}
-_LABEL_CODE = {"type": "string", "minLength": 1, "maxLength": 64}
+# Proofs of possession (DEV-3): `writeOnly` makes every refusal of the body quote none of their
+# values (`server.domain.inputs.has_secrets`), so none reaches an answer or the audit log.
+_SERIAL_PROOF = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "writeOnly": True,
+    "description": "the serial number printed on the box: the proof of possession, never echoed",
+}
+_LABEL_CODE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "writeOnly": True,
+    "description": "the label code printed on the box (4-32 letters and digits; blanks and '-' ignored), never echoed",
+}
 CLAIM = {
     "type": "object",
     "required": ["mac", "serial"],
     "additionalProperties": False,
-    "properties": {"mac": _MAC_ITEM, "serial": _SERIAL, "label_code": _LABEL_CODE},
+    "properties": {"mac": _MAC_ITEM, "serial": _SERIAL_PROOF, "label_code": _LABEL_CODE},
 }
 LABEL_CODES = {
     "type": "object",

@@ -100,10 +100,11 @@ CREATE = {
                 "additionalProperties": False,
                 "properties": {
                     "mac": {"type": "string", "minLength": 1, "maxLength": 32},
-                    "serial": {"type": "string", "minLength": 1, "maxLength": 64},
-                    # No type or length here: a schema error quotes the value, and the code must
-                    # not reach the audit log (`proof`); `_claims` checks it.
-                    "label_code": {"description": "a string: the label code printed on the box"},
+                    # Proofs: `writeOnly`, so no refusal quotes them (`server.domain.inputs.has_secrets`).
+                    "serial": {"type": "string", "minLength": 1, "maxLength": 64, "writeOnly": True},
+                    # No type or length here: `_claims` checks it, so every malformed label code
+                    # is one id (invalid-label-code), and never echoed.
+                    "label_code": {"writeOnly": True, "description": "a string: the label code printed on the box"},
                 },
             },
             "minItems": 1,

@@ -38,7 +38,7 @@ from server.api.devices.claim import label_code_required_for
 from server.api.jobs.selection_file import LOOKUP_CHUNK, FileRow
 from server.api.routing import Req
 from server.domain import claim_proof
-from server.domain.errors import DomainError, invalid, not_found
+from server.domain.errors import DomainError, invalid
 from server.store.models import Device
 
 __all__ = ["PROOF", "claim_needs_serial", "not_proven", "prove_claims"]
@@ -58,12 +58,9 @@ def claim_needs_serial() -> DomainError:
 
 
 def not_proven(mac: str) -> DomainError:
-    """DEV-3: a claim job's one result for an unknown device and for a wrong or missing proof."""
-    return not_found(
-        "device-not-found",
-        f"No claimable device has MAC {mac} and the serial number given"
-        " (with the label code printed on its box, where it has one).",
-    )
+    """DEV-3: a claim job's one result for an unknown device and for a wrong or missing proof:
+    the single claim's answer (`claim_proof.no_match`), naming the MAC only."""
+    return claim_proof.no_match(mac)
 
 
 def _too_many(wait: int) -> str:
@@ -85,7 +82,7 @@ def _input_problem(r: FileRow, code_required: bool) -> FileRow:
             return r.refused("label_code", "label-code-required", claim_proof.label_code_required().detail)
         return r
     try:
-        return replace(r, label_code=claim_proof.normalize_label_code(r.label_code))
+        return replace(r, label_code=claim_proof.normalize_label_code(r.label_code, r.mac))
     except DomainError as err:
         return replace(r, label_code=None).refused("label_code", err.error, err.detail)  # the code is not echoed
 
@@ -117,7 +114,8 @@ async def prove_claims(req: Req, rows: Sequence[FileRow]) -> tuple[list[str], di
                 named[mac] = f"row {r.row}" if r.row is not None else f"entry {index}"
                 r = _prove(req, claimant, r, found.get(mac), code_required)
         if r.reason is not None:
-            refused.append(replace(r, label_code=None))
+            # Neither proof is kept: a refused row is named by its MAC or row number, never its serial.
+            refused.append(replace(r, label_code=None, serial=None))
             continue
         assert r.mac is not None
         macs.append(r.mac)
