@@ -29,6 +29,9 @@ MODULES = (
     "server.api.logs",
     "server.api.links",
     "server.api.trust",
+    "server.api.order_systems",  # DEP-1
+    "server.api.orders",
+    "server.api.published_schemas",
 )
 
 
