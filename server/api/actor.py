@@ -29,12 +29,14 @@ class Actor:
     acting_path: str
     role: str
     password_change_required: bool
+    order_system_id: int | None = None  # DEP-1: set when an order system's API token calls
 
     @property
     def switched(self) -> bool:
         return self.acting_id != self.account_id
 
 
+ORDER_TOKEN_PREFIX = "eos_"  # noqa: S105 - the prefix that marks an order system's API token, no secret
 ANONYMOUS = Actor(0, "", "", "", "", "", "anonymous", False)
 
 
@@ -53,6 +55,10 @@ async def authenticate(session: AsyncSession, request: web.Request, ctx: ServerC
         raise unauthorized("auth-required", "the Authorization header must be 'Bearer <token>'")
     if not token.isascii():  # tokens are ASCII; other bytes arrive as surrogate escapes
         raise unauthorized("invalid-token", "the token is unknown or expired: log in again")
+    if token.strip().startswith(ORDER_TOKEN_PREFIX):  # DEP-1: an order system's API token
+        from server.api.order_auth import order_system_actor
+
+        return await order_system_actor(session, token.strip(), ctx)
     row = (
         await session.execute(
             select(Token, User, Account)

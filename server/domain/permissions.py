@@ -15,6 +15,9 @@ RESELLER = "reseller"
 CUSTOMER = "customer"
 
 ROLES: tuple[str, ...] = (PLATFORM, MANUFACTURER, SP, RESELLER, CUSTOMER)
+# DEP-1: an order system's API token acts for its account in this role, which is no account type:
+# it may submit and read its batches and nothing else.
+ORDER_SYSTEM = "order_system"
 _ALL = frozenset(ROLES)
 _PARTNERS = frozenset({SP, RESELLER, CUSTOMER})
 _CREATORS = frozenset({PLATFORM, SP, RESELLER})
@@ -79,6 +82,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "links.request": frozenset({SP}),  # ACC-8
     "links.decide": frozenset({RESELLER}),  # ACC-8
     "links.read": frozenset({PLATFORM, SP, RESELLER}),
+    # DEP-1 order-driven enrollment: the accounts that sell devices register order systems; batches
+    # are submitted and read by the order system's token, or by an administrator for one in scope
+    "orders.systems": frozenset({PLATFORM, SP, RESELLER}),
+    "orders.submit": frozenset({PLATFORM, SP, RESELLER, ORDER_SYSTEM}),
+    "orders.read": frozenset({PLATFORM, SP, RESELLER, ORDER_SYSTEM}),
 }
 
 

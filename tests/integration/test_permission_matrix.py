@@ -73,6 +73,9 @@ EXPECTED: dict[str, set[str]] = {
         "devices.unlock",  # LCK-2 (issue 13): a locked device that types codes is unclaimed
         "devices.label_codes",  # DEV-3 claim proof: the importer adds label codes
         "accounts.claim_policy",
+        "orders.systems",
+        "orders.submit",
+        "orders.read",  # DEP-1: order systems of any seller account
     },
     "manufacturer": EVERYONE | {"devices.import", "devices.label_codes"},  # DEV-1, DEV-3 claim proof
     "service_provider": PARTNER
@@ -86,6 +89,9 @@ EXPECTED: dict[str, set[str]] = {
         "devices.sync",  # DEV-4, DEV-5, ACO-1
         "links.request",
         "links.read",  # ACC-8
+        "orders.systems",
+        "orders.submit",
+        "orders.read",  # DEP-1: sellers register order systems and act for them
     },
     "reseller": PARTNER
     | {
@@ -97,6 +103,9 @@ EXPECTED: dict[str, set[str]] = {
         "devices.sync",
         "links.decide",
         "links.read",  # ACC-8
+        "orders.systems",
+        "orders.submit",
+        "orders.read",  # DEP-1
     },
     "customer": PARTNER,  # ACC-2: creates no accounts
 }
