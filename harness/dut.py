@@ -14,8 +14,9 @@ answers (`bind`):
 The protocol (a few members, so a physical driver can implement it):
 - `identity` — model, firmware (as the lab declares it), MAC, serial; `id` is
   `J179@4.1.11.0.9#A4251B000001`; `address` the device's IP address when it has its own.
-- `supports(feature)` / `explain(feature)` — Appendix A for the model at that firmware (feature
-  id or label); `explain` is the sentence a not-applicable result carries.
+- `supports(feature)` / `explain(feature)` — Appendix A (`fixtures.features.FeatureMatrix`) for
+  the model at the declared firmware (feature id or label); `explain` is the sentence a
+  not-applicable result carries. The simulated phone's behaviour reads `simulators.capabilities`.
 - `await boot(user=User(...))` — power on and run to a terminal state; the `Outcome` says how it
   ended (`simulators.phone.OutcomeResult`). `await reprovision()` — ENR-7 from the device menu.
 - `factory_reset()` — forget everything learnt. A simulated device is also re-imaged to the
@@ -32,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from fixtures.features import FeatureMatrix
 from harness.errors import LabError
 from harness.lab import DeviceSpec
 from simulators.capabilities import Capabilities
@@ -180,10 +182,12 @@ class SimulatedDevice:
         return self._phone.firmware
 
     def supports(self, feature: str) -> bool:
-        return self.capabilities.supports(self._identity.model, self._identity.firmware, feature)
+        # The declaration (Appendix A for the lab's model and firmware), not the phone's own
+        # `Capabilities`: tests judge the phone by it (docs/mutation.md, oracles).
+        return FeatureMatrix.load().supports(self._identity.model, self._identity.firmware, feature)
 
     def explain(self, feature: str) -> str:
-        return self.capabilities.explain(self._identity.model, self._identity.firmware, feature)
+        return FeatureMatrix.load().explain(self._identity.model, self._identity.firmware, feature)
 
     def arrange_row(self) -> dict[str, str]:
         i = self._identity

@@ -67,8 +67,10 @@ Markers
                                          malformed ids are an error.
     @pytest.mark.feature("Re-trigger after firmware upgrade")
                                          Appendix A feature (id or label) the test needs; on a
-                                         dut whose model and firmware lack it the test is *not
-                                         applicable* with the device's `explain()` as reason —
+                                         dut whose model and firmware (as the lab declares them)
+                                         lack it in Appendix A (`fixtures.features.FeatureMatrix`)
+                                         the test is *not applicable* with the device's
+                                         `explain()` as reason —
                                          decided before any fixture runs. Needs `dut`.
     @pytest.mark.steps("arrange", "enroll", "check")
                                          declared steps: a test that ends without running them
@@ -394,12 +396,15 @@ class _Conformance:
             raise state.problem
         device = state.device
         if state.features and device is not None and not isinstance(device, _NoDevice):
-            from simulators.capabilities import Capabilities
+            # Appendix A itself (the lab's declared model and firmware), not the simulators'
+            # reading of it: an oracle sharing `Capabilities.supports` with the simulated phone
+            # would move the expectation with the behaviour (docs/mutation.md).
+            from fixtures.features import FeatureMatrix
 
-            caps = Capabilities.load()
+            matrix = FeatureMatrix.load()
             for fid in state.features:
-                if not caps.supports(device.model, device.firmware, fid):
-                    not_applicable(caps.explain(device.model, device.firmware, fid), at_test=True)
+                if not matrix.supports(device.model, device.firmware, fid):
+                    not_applicable(matrix.explain(device.model, device.firmware, fid), at_test=True)
 
     @pytest.fixture(autouse=True)
     def _enrollab_operator(self, request: pytest.FixtureRequest) -> None:
