@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from typing import Any
 
 import jsonschema
@@ -269,3 +270,44 @@ async def test_dep1_published_schemas_are_served_without_login(api: ApiClient) -
         assert (await api.get(f"/schemas/{name}")).ok() == orders.schema(name)
     assert (await api.get("/schemas/dep-batch.schema.json")).ok()["title"].startswith("Device enrolment request")
     assert (await api.get("/schemas/nope"))["error"] == "schema-not-found"
+
+
+async def test_dep1_must_show_an_encrypted_batch_of_1000_devices_some_returned(
+    server: Running, admin: ApiClient, api: ApiClient
+) -> None:
+    """Issue 15 'must show': 1,000 devices (some RE) encrypted, submitted, processed and answered;
+    the response validates against the schema the API publishes and every outcome is right."""
+    sp, customer, macs = await _seller(admin, 1000, "A4D100")
+    token, created = await order_system(sp)
+    key = created["key"]
+    (await submit(token, batch(customer.account_id, [(m, "EN") for m in macs[:300]], "B-0"), key)).ok()
+    assert (await wait_batch(token, "B-0"))["status"] == "COMPLETE"
+    # B-1: return 200 enrolled devices and 50 never enrolled, enrol 100 again and 650 new ones.
+    expected = {m: ("RE", "released") for m in macs[:200]}
+    expected |= {m: ("EN", "already-enrolled") for m in macs[200:300]}
+    expected |= {m: ("EN", "enrolled") for m in macs[300:950]}
+    expected |= {m: ("RE", "not-enrolled") for m in macs[950:]}
+    order = list(expected)
+    random.Random(15).shuffle(order)  # requests in no particular order
+    big = batch(customer.account_id, [(m, expected[m][0]) for m in order], "B-1")
+
+    ans = await submit(token, big, key)
+
+    assert ans.status == 202 and ans["total"] == 1000 and ans["processed"] <= 1000, ans.body
+    state = await wait_batch(token, "B-1")
+    assert state["processed"] == 1000 and state["status"] == "FAIL", state  # 50 not-enrolled
+    encrypted = (await token.get("/orders/batches/B-1/response")).ok()
+    jsonschema.validate(encrypted, (await api.get("/schemas/dep-envelope")).ok())
+    answered = json.loads(Fernet(key.encode()).decrypt(encrypted["ciphertext"].encode()))
+    jsonschema.validate(answered, (await api.get("/schemas/dep-response")).ok())
+    assert [d["mac"] for d in answered["devices"]] == order
+    assert {d["mac"]: (d["request_type"], d["outcome"]) for d in answered["devices"]} == expected
+    assert answered["summary"] == {"released": 200, "already-enrolled": 100, "enrolled": 650, "not-enrolled": 50}
+    # The store agrees with every answer.
+    async with server.opened.ctx.store.transaction() as s:
+        owners = {d.mac: d.owner_id for d in await s.scalars(select(Device).where(Device.mac.in_(macs)))}
+    for mac, (_, outcome) in expected.items():
+        want = {"released": sp.account_id, "not-enrolled": None}.get(outcome, customer.account_id)
+        assert owners[mac] == want, (mac, outcome, owners[mac])
+    job = (await sp.get(f"/jobs/{state['job_id']}")).ok()
+    assert job["summary"]["done"] == 1000 and job["summary"]["succeeded"] == 950, job["summary"]
