@@ -464,6 +464,7 @@ def _register() -> None:
     from harness.fleet_cli import fleet
     from harness.lab_bench_cli import check_command, reboot_command
     from harness.lab_cli import lab
+    from harness.orders_cli import orders
     from harness.phone_cli import phone
     from harness.report_cli import report
 
@@ -471,6 +472,7 @@ def _register() -> None:
     main.add_command(report)
     main.add_command(conformance)
     main.add_command(phone)
+    main.add_command(orders)  # DEP-1
     lab.add_command(reboot_command)
     lab.add_command(check_command)
     main.add_command(lab)
