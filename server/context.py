@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from server.domain.failure_notices import NoticeLimiter
 from server.domain.login_throttle import LoginGate
 from server.domain.throttle import CLAIM_PROOF, FailureBudget, GuessGate
 from server.store.db import Store
@@ -36,6 +37,7 @@ class ServerContext:
     guessing: GuessGate = field(default_factory=GuessGate)  # enrollment-code guessing budgets (issue 13)
     claims: FailureBudget = field(default_factory=lambda: FailureBudget(CLAIM_PROOF))  # DEV-3 claim proof
     login_throttle: LoginGate = field(default_factory=LoginGate)  # failed-login limits (issue 13)
+    failure_notices: NoticeLimiter = field(default_factory=NoticeLimiter)  # NTF-1 failure-notice limits (issue 13)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run a job in the background, keeping a reference so it is not collected mid-way."""

@@ -28,7 +28,8 @@ Decisions:
   row then fails), learns `LostRace` and is decided again. Device rows that are written
   whatever their state (last contact, firmware, `enrolled_at`) go as one many-row UPDATE; a
   device deleted meanwhile loses the race as before. Audit entries and notifications go as one
-  many-row INSERT each. The write lock (SQLite) and the commit are paid once per batch, not
+  many-row INSERT each (a failure notice only when `ServerContext.failure_notices` admits it,
+  released again when the attempt is not written). The write lock (SQLite) and the commit are paid once per batch, not
   once per attempt; nobody is answered before the commit.
 - Writes go code rows first, then device rows, in every transaction, so two enrollments never
   wait for each other in opposite orders (PostgreSQL deadlocks; a batch's many-row UPDATE goes
@@ -80,9 +81,11 @@ from server.domain.enrollment.facts import (
     SiteFacts,
 )
 from server.domain.errors import DomainError
+from server.domain.failure_notices import Admitted
 from server.domain.firmware import Catalog
 from server.domain.identity import normalize_mac
 from server.domain.lockout import LockoutPolicy
+from server.domain.notifications import NotificationKind
 from server.domain.profiles import ProfileEntry, ServerType
 from server.pki.keys import normalize_thumbprint
 from server.store.audit import audit_values, insert_audit_rows
@@ -98,6 +101,8 @@ from server.store.models import (
     SiteFirmware,
 )
 from server.store.notify import PendingNotice, queue_notifications
+
+FAILURE_NOTICE = NotificationKind.DEVICE_ENROLLMENT_FAILURE.value
 
 FIRMWARE_CHARS = 32  # devices.firmware is String(32); the request schema allows no more
 
@@ -666,11 +671,20 @@ async def apply_decision(ctx: ServerContext, loaded: LoadedFacts, decision: Deci
     other attempts are queued. Raises `LostRace` when a conditional update finds the row
     changed; then nothing of this attempt was written."""
     created_at = ctx.clock()
-    notices = [
-        PendingNotice(recipient, notice.kind, dict(notice.facts), created_at)
-        for notice in decision.notify
-        if (recipient := notice.facts.get("account_id"))
-    ]
+    notices: list[PendingNotice] = []
+    admitted: list[Admitted] = []
+    for notice in decision.notify:
+        recipient = notice.facts.get("account_id")
+        if not recipient:
+            continue
+        facts = dict(notice.facts)
+        if notice.kind == FAILURE_NOTICE:  # how often (issue 13): server.domain.failure_notices
+            let_through = ctx.failure_notices.admit(recipient, facts.get("mac", ""), facts.get("reason", ""), now)
+            if let_through is None:
+                continue
+            admitted.append(let_through)
+            facts["detail"] = f"{facts.get('detail', '')}\n{let_through.note}".lstrip("\n")
+        notices.append(PendingNotice(recipient, notice.kind, facts, created_at))
     job = _Write(
         audit=_audit_row(ctx, decision, loaded.account_paths),
         notices=notices,
@@ -679,7 +693,12 @@ async def apply_decision(ctx: ServerContext, loaded: LoadedFacts, decision: Deci
         device=loaded.facts.device,
         updates=decision.device_updates,
     )
-    await writer(ctx.store).write(job)
+    try:
+        await writer(ctx.store).write(job)
+    except BaseException:
+        for one in admitted:  # not written: the attempt decided again (or none) gets the notice
+            ctx.failure_notices.release(one)
+        raise
 
 
 async def log_attempt(ctx: ServerContext, audit: dict[str, Any]) -> None:

@@ -6,6 +6,10 @@ Decisions:
   `code_invalid`, `locked`, and `unknown_device` for a device that exists) to the device's
   owner and to the account a right code named; nobody when neither exists. "Enrollment Code
   Usage" to the code's account on a code enrollment. Facts never carry the code.
+- Issue 13: a failure notice only for a request whose certificate CN is the body's MAC (PROTOCOL
+  §2): one factory certificate could otherwise mail the owner of every MAC it names
+  (`certificate-mismatch` is audited under the named device's owner, so its administrators still
+  see it). How often the notices that remain are sent: `server.domain.failure_notices`.
 - Audit (ENR-5/LOG-1): process ENROLLMENT, the body's MAC, the certificate subject, the client
   host, SUCCESS for `redirect`, `upgrade` and `code_required`, FAIL otherwise, a reason id and
   a message without secrets (URL password redacted, never the code's digits, only its kind).
@@ -88,7 +92,7 @@ def notices(
             "result": "enrolled",
         }
         return (Notice(NotificationKind.ENROLLMENT_CODE_USAGE.value, usage),)
-    if outcome.result not in REFUSALS:
+    if outcome.result not in REFUSALS or not speaks_for_itself(facts):
         return ()
     recipients = dict.fromkeys(r for r in (device.owner_id, outcome.code_account) if r is not None)
     detail = outcome.body.get("detail", outcome.message)
@@ -102,6 +106,11 @@ def notices(
     return tuple(
         Notice(NotificationKind.DEVICE_ENROLLMENT_FAILURE.value, {**failure, "account_id": r}) for r in recipients
     )
+
+
+def speaks_for_itself(facts: EnrollmentFacts) -> bool:
+    """Is the request about the device whose certificate made it (its CN is the body's MAC)?"""
+    return canonical_mac(facts.certificate.cn) == canonical_mac(facts.request.mac)
 
 
 def _reported_firmware(text: str) -> str:
