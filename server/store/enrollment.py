@@ -679,7 +679,8 @@ async def apply_decision(ctx: ServerContext, loaded: LoadedFacts, decision: Deci
             continue
         facts = dict(notice.facts)
         if notice.kind == FAILURE_NOTICE:  # how often (issue 13): server.domain.failure_notices
-            let_through = ctx.failure_notices.admit(recipient, facts.get("mac", ""), facts.get("reason", ""), now)
+            why = f"{facts.get('result', '')}:{facts.get('reason', '')}"
+            let_through = ctx.failure_notices.admit(recipient, facts.get("mac", ""), why, now)
             if let_through is None:
                 continue
             admitted.append(let_through)

@@ -75,17 +75,19 @@ async def test_ntf1_a_device_failing_again_mails_once_per_reason_and_hour(
         assert (await phone.enroll(code="99999999")).status == 423
 
     notes = await _failure_notices(cust.customer)
-    # One for the wrong codes, one for the lock: a new reason mails at once, a repeated one not.
-    assert len(notes) == 2, [n["subject"] for n in notes]
+    # One for the wrong codes, one for the lock they caused, one for the refusals while locked: a
+    # new reason mails at once, a repeated one does not.
+    assert len(notes) == 3, [n["body"] for n in notes]
     assert all(phone.mac in n["subject"] for n in notes)
-    assert "wrong-code" in notes[0]["body"] and "locked" in notes[1]["body"]
+    assert "attempts left" in notes[0]["body"] and "in a row: locked" in notes[1]["body"]
+    assert "Reason: locked" in notes[2]["body"]
     assert all("send no notice" in n["body"] and "the audit log records every attempt" in n["body"] for n in notes)
     assert len(await enrollment_log(server)) == 6
 
     clock.advance(minutes=POLICY.minutes)  # the lock (30 min) and the window are over
     assert (await phone.enroll(code="99999999")).status == 422
     notes = await _failure_notices(cust.customer)
-    assert len(notes) == 3 and "wrong-code" in notes[-1]["body"]
+    assert len(notes) == 4 and "attempts left" in notes[-1]["body"]
 
 
 async def test_ntf1_an_impostor_certificate_for_a_mac_mails_its_owner_once(

@@ -100,6 +100,7 @@ def notices(
         **common,
         "firmware": firmware,
         "reason": outcome.reason,
+        "result": outcome.result,  # not shown; a lock is news even when its reason is a wrong code's
         "detail": str(detail),
         "client_host": facts.request.client_host or "(unknown)",
     }
