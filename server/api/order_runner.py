@@ -8,7 +8,9 @@ Decisions:
   is either wholly done (changed as decided, with its outcome) or untouched with no outcome —
   never half a device — whenever the server stops.
 - Where to go on is the first device without an outcome, read from the store each time, so a
-  runner that takes the job over after a restart (`resume_order_batch`) goes on exactly there.
+  runner that takes the job over after a restart (the jobs' recovery sweep, `RESUMERS`) goes on
+  exactly there; after `MAX_RESUMES` takeovers the sweep fails it as interrupted instead, and
+  its response then answers 409 `batch-interrupted`.
 - The customer is looked up again for every transaction: a customer deleted or disabled while
   the batch runs makes the remaining devices `unknown-customer`, not an error of the batch.
 - The job ends COMPLETE when every device succeeded (enrolled, already-enrolled, released) and
@@ -24,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.devices import state_of, write_back
+from server.api.jobs.recovery import RESUMERS
 from server.api.jobs.runner import RUNNER_ID, _live, live_key, lock_job
 from server.context import ServerContext
 from server.domain import orders
@@ -46,6 +49,9 @@ def start_order_batch(ctx: ServerContext, job_id: int) -> None:
         return
     _live.add(key)
     ctx.spawn(run_order_batch(ctx, job_id))
+
+
+RESUMERS[KIND] = start_order_batch  # a batch whose server stopped is resumed by the sweep
 
 
 async def run_order_batch(ctx: ServerContext, job_id: int) -> None:

@@ -10,12 +10,14 @@ import random
 from typing import Any
 
 import jsonschema
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from server.domain import order_envelope, orders
 from server.runner import Running
-from server.store.models import Device, Job, OrderBatch, OrderDevice
+from server.store.models import Device, Job, JobResult, OrderBatch, OrderDevice
+from tests.conftest import FakeClock
 from tests.integration.client import Answer, ApiClient
 from tests.integration.test_api_devices import SERIAL_OF, device, fleet, macs_for, profile_and_site
 
@@ -311,3 +313,36 @@ async def test_dep1_must_show_an_encrypted_batch_of_1000_devices_some_returned(
         assert owners[mac] == want, (mac, outcome, owners[mac])
     job = (await sp.get(f"/jobs/{state['job_id']}")).ok()
     assert job["summary"]["done"] == 1000 and job["summary"]["succeeded"] == 950, job["summary"]
+
+
+async def test_dep1_a_batch_whose_server_stopped_is_resumed_where_it_stopped(
+    server: Running, admin: ApiClient, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DEV-10 crash safety for batches: after one committed transaction of 500 devices the runner
+    is gone; the recovery sweep takes the job over and the rest is processed once, each device
+    with exactly one outcome and one job result."""
+    import server.api.orders as orders_api
+    from server.api import order_runner
+    from server.api.jobs import sweep_interrupted_jobs
+
+    sp, customer, macs = await _seller(admin, 800, "A4D300")
+    token, created = await order_system(sp, encrypted=False)
+    monkeypatch.setattr(orders_api, "start_order_batch", lambda ctx, job_id: None)  # the server "stops"
+    state = (await submit(token, batch(customer.account_id, [(m, "EN") for m in macs]))).ok()
+    ctx = server.opened.ctx
+    assert await order_runner._step(ctx, state["job_id"]) is True  # one transaction, then nothing
+    assert (await token.get("/orders/batches/B-1")).ok()["processed"] == order_runner.BATCH
+    assert (await token.get("/orders/batches/B-1/response"))["error"] == "batch-in-progress"
+
+    clock.advance(minutes=3)  # its lease runs out
+    swept = await sweep_interrupted_jobs(ctx)
+
+    assert state["job_id"] in swept.resumed
+    assert (await wait_batch(token, "B-1"))["status"] == "COMPLETE"
+    answered = await response(token, "B-1")
+    assert [d["outcome"] for d in answered["devices"]] == ["enrolled"] * 800
+    job = (await sp.get(f"/jobs/{state['job_id']}", limit="1000")).ok()
+    assert job["summary"]["done"] == 800 and job["summary"]["resumed"] == 1, job["summary"]
+    async with ctx.store.transaction() as s:
+        results = int(await s.scalar(select(func.count()).where(JobResult.job_id == state["job_id"])) or 0)
+    assert results == 800

@@ -47,6 +47,9 @@ log = logging.getLogger("enrollab.jobs")
 STALE_AFTER = timedelta(minutes=2)
 SWEEP_SECONDS = 15.0
 MAX_RESUMES = 3
+# Job kinds other than `devices` that can be resumed, and what starts their runner (DEP-1's
+# `order-batch` registers itself in `server.api.order_runner`).
+RESUMERS: dict[str, Callable[[ServerContext, int], None]] = {}
 
 
 @dataclass
@@ -91,6 +94,8 @@ def orphaned(ctx: ServerContext, job: Job, cutoff: datetime) -> str | None:
 
 
 def resumable(job: Job) -> bool:
+    if job.kind in RESUMERS:
+        return True
     params = job.params or {}
     if job.kind != "devices" or not {"actor", "context", "selection"} <= params.keys():
         return False
@@ -103,6 +108,7 @@ async def sweep_interrupted_jobs(ctx: ServerContext) -> Sweep:
     now = ctx.clock()
     cutoff = now - STALE_AFTER
     done = Sweep()
+    kinds: dict[int, str] = {}
     mine = [job_id for url, job_id in list(_live) if url == ctx.store.url]
     async with ctx.store.transaction() as s:
         if mine:
@@ -135,6 +141,7 @@ async def sweep_interrupted_jobs(ctx: ServerContext) -> Sweep:
                 job.summary = summary
                 job.runner_id, job.heartbeat_at = RUNNER_ID, now
                 done.resumed.append(job.id)
+                kinds[job.id] = job.kind
                 log.warning("job %s resumed by %s: %s", job.id, RUNNER_ID, why)
                 continue
             processed, total = summary.get("done", 0), summary.get("total", "?")
@@ -150,7 +157,7 @@ async def sweep_interrupted_jobs(ctx: ServerContext) -> Sweep:
             done.failed.append(job.id)
             log.warning("job %s interrupted: %s", job.id, why)
     for job_id in done.resumed:
-        start_job(ctx, job_id)
+        RESUMERS.get(kinds[job_id], start_job)(ctx, job_id)
     return done
 
 
