@@ -125,6 +125,9 @@ def schema_errors(document: Any, name: str) -> list[dict[str, str]]:
     errors = []
     for error in found:
         message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
+        if list(error.absolute_path)[-1:] == ["serial"]:
+            # DEV-3: a serial number is the box's proof of possession; a refusal never quotes one
+            message = "is not a serial number: 1 to 64 ASCII letters, digits and '-', starting with a letter or digit"
         errors.append({"pointer": pointer(error.absolute_path), "message": inputs.storable(message)})
     return errors
 

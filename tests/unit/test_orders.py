@@ -78,6 +78,14 @@ def test_every_schema_error_names_its_json_pointer(change: dict[str, Any], point
     assert (pointer or "/") in err.detail
 
 
+def test_a_refused_serial_is_never_quoted() -> None:
+    device = {"mac": "A4251B000001", "serial": "SECRET SERIAL", "model": "J179", "request_type": "EN"}
+    with pytest.raises(DomainError) as caught:
+        orders.parse_batch(_doc(devices=[device]))
+    assert "SECRET" not in json.dumps(caught.value.to_json())
+    assert caught.value.extra["errors"][0]["pointer"] == "/devices/0/serial"
+
+
 def test_pointers_escape_tilde_and_slash() -> None:
     assert orders.pointer(["a/b", "c~d", 3]) == "/a~1b/c~0d/3"
     assert orders.pointer([]) == ""
