@@ -32,7 +32,7 @@ from server.api.jobs.runner import RUNNER_ID
 from server.api.order_runner import KIND, progress, start_order_batch
 from server.api.order_systems import system_in_scope
 from server.api.routing import Api, Reply, Req
-from server.domain import order_envelope, orders
+from server.domain import inputs, order_envelope, orders
 from server.domain.errors import DomainError, conflict, invalid, not_found
 from server.domain.permissions import ORDER_SYSTEM
 from server.store.models import Account, Job, OrderBatch, OrderDevice, OrderSystem, Site
@@ -52,9 +52,10 @@ async def _system(req: Req) -> OrderSystem:
     value = req.query("order_system")
     if value is None:
         raise invalid("order-system-required", "name the order system: ?order_system=ID (or call with its token)")
-    if not value.isascii() or not value.isdigit() or len(value) > 10:
+    number = inputs.ascii_int(value, 0, inputs.ID_MAX)  # ids are 32-bit: a bigger one names nothing
+    if number is None:
         raise not_found("order-system-not-found", f"no order system {value[:20]!r} in your hierarchy")
-    return await system_in_scope(req, int(value))
+    return await system_in_scope(req, number)
 
 
 async def _batch(req: Req, system: OrderSystem) -> OrderBatch:

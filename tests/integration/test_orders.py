@@ -241,6 +241,9 @@ async def test_dep1_order_system_tokens_reach_their_own_batches_only(admin: ApiC
     assert (await sp.get("/orders/batches/B-1", order_system=str(created["id"]))).ok()["status"] == "COMPLETE"
     stranger = await admin.new_account("service_provider")
     assert (await stranger.get("/orders/batches/B-1", order_system=str(created["id"]))).status == 404
+    for odd in ("4294967296", "99999999999999999999", "-1", "１", "x"):
+        assert (await sp.get("/orders/batches", order_system=odd))["error"] == "order-system-not-found", odd
+    assert (await sp.get("/orders/batches"))["error"] == "order-system-required"
     assert (await customer.get("/orders/batches/B-1", order_system=str(created["id"]))).status == 403
     # New credentials end the old token; deleting the order system ends the new one.
     renewed = (await sp.post(f"/order-systems/{created['id']}/credentials")).ok()
