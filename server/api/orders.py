@@ -89,9 +89,16 @@ async def batch_json(req: Req, batch: OrderBatch, **extra: Any) -> dict[str, Any
     }
 
 
-def _plaintext_batch(data: bytes, system: OrderSystem) -> tuple[Any, bool]:
+def _body(data: bytes) -> dict[str, Any]:
+    """The body under the API's JSON rules (400 `invalid-json`, …), as for every JSON call: an object."""
+    document = orders.load_document(data, "body")
+    if not isinstance(document, dict):
+        raise invalid("invalid-body", "body: the body is a JSON object, a dep-batch or a dep-envelope document")
+    return document
+
+
+def _plaintext_batch(document: dict[str, Any], system: OrderSystem) -> tuple[Any, bool]:
     """The batch document, decrypted when it came in an envelope; whole-file refusals raise."""
-    document = orders.load_document(data, "batch")
     if order_envelope.is_envelope(document):
         orders.check_schema(document, "dep-envelope", "invalid-envelope")
         plaintext = order_envelope.open_envelope(document, system.key)
@@ -156,8 +163,9 @@ async def _check_parties(req: Req, system: OrderSystem, batch: orders.Batch) -> 
     },
 )
 async def submit_batch(req: Req) -> Any:
+    body = _body(req.raw or b"")  # the body's JSON rules first, as for every JSON call
     system = await _system(req)
-    document, encrypted = _plaintext_batch(req.raw or b"", system)
+    document, encrypted = _plaintext_batch(body, system)
     batch = orders.parse_batch(document)
     stored = await req.session.scalar(
         select(OrderBatch).where(OrderBatch.order_system_id == system.id, OrderBatch.batch_id == batch.batch_id)

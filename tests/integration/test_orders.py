@@ -207,6 +207,8 @@ async def test_dep1_whole_file_refusals_write_nothing(server: Running, admin: Ap
 
     ans = await submit(token, b"{not json")
     assert (ans.status, ans["error"]) == (400, "invalid-json"), ans.body
+    ans = await submit(admin, [good])  # the body's rules come before naming the order system
+    assert (ans.status, ans["error"]) == (422, "invalid-body"), ans.body
     ans = await submit(token, {"envelope": "fernet"})
     assert (ans.status, ans["error"]) == (422, "invalid-envelope"), ans.body
     assert ans["errors"][0]["pointer"] == ""
