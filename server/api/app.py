@@ -27,6 +27,7 @@ MODULES = (
     "server.api.login_throttle",
     "server.api.notifications",
     "server.api.logs",
+    "server.api.dashboard",
     "server.api.links",
     "server.api.trust",
     "server.api.order_systems",  # DEP-1

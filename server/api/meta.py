@@ -48,7 +48,10 @@ def openapi_document(routes: list[Route]) -> dict[str, Any]:
             "summary": r.summary,
             "tags": [r.tag],
             "responses": {
-                str(r.status): {"description": "success", "content": {"application/json": {"schema": {}}}},
+                str(r.status): {
+                    "description": "success",
+                    "content": {"application/json": {"schema": r.answer or {}}},
+                },
                 "default": {"description": "error", "content": {"application/json": {"schema": ERROR}}},
                 **{
                     status: {"content": {"application/json": {"schema": ERROR}}, **answer}

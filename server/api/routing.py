@@ -126,6 +126,7 @@ class Route:
     query: tuple[tuple[str, str], ...] = ()
     responses: dict[str, Any] = field(default_factory=dict)  # documented answers besides success (OpenAPI)
     secret: bool = False  # the body holds a secret (`writeOnly`): refusals quote none of its values
+    answer: dict[str, Any] | None = None  # the success answer's JSON schema (OpenAPI), where documented
 
 
 class Api:
@@ -151,6 +152,7 @@ class Api:
         allow_password_change: bool = False,
         query: tuple[tuple[str, str], ...] = (),
         responses: dict[str, Any] | None = None,
+        answer: dict[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         if action is not None and action not in permissions.ALLOWED:
             raise KeyError(f"route {method} {path}: unknown action {action}")
@@ -174,6 +176,7 @@ class Api:
                     query=query,
                     responses=dict(responses or {}),
                     secret=inputs.has_secrets(body),
+                    answer=answer,
                 )
             )
             return fn

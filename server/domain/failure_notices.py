@@ -9,8 +9,9 @@ Rules (pure: the caller passes `now`; no I/O). Who may cause a notice at all is 
 rules' business (`server.domain.enrollment.finish`: only a request whose certificate CN is the
 body's MAC); this module says how often:
 - At most one notice per recipient account, device and reason per window (`NoticePolicy.minutes`,
-  default 60): a phone retrying every few minutes with the same problem mails once an hour, and a
-  new reason mails at once. The notice says so (`REPEAT_NOTE`): the audit log keeps every attempt.
+  default 60; the store passes the answer's result and reason, so the lock a wrong code causes is
+  news of its own): a phone retrying every few minutes with the same problem mails once an hour,
+  and a new reason mails at once. The notice says so (`REPEAT_NOTE`): the audit log keeps every attempt.
 - At most `NoticePolicy.per_account` (default 20) notices per recipient account per window, whatever
   the devices and reasons: 1,000 phones of one customer failing together after a profile was
   removed mail 20 times, not 1,000 (the twentieth says the rest are in the audit log only).

@@ -79,6 +79,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "notifications.read": _ALL,
     "notifications.write": _ALL,
     "logs.read": _ALL,
+    "dashboard.read": _ALL,  # issue 13: devices by state and guessing figures of one's subtree (ACC-7)
     "links.request": frozenset({SP}),  # ACC-8
     "links.decide": frozenset({RESELLER}),  # ACC-8
     "links.read": frozenset({PLATFORM, SP, RESELLER}),

@@ -32,6 +32,7 @@ EVERYONE = {
     "notifications.read",
     "notifications.write",
     "logs.read",  # NTF-1, LOG-1
+    "dashboard.read",  # issue 13: devices by state and guessing figures of its subtree
 }
 PARTNER = EVERYONE | {
     "accounts.firmware",  # FW-3
