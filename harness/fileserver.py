@@ -7,6 +7,8 @@
         files.ca_pem     -> the CA that signed its certificate (a profile's root CA, or a
                             phone's "public" root)
         files.requests   -> [RequestRecord(method, path, client, time, scheme, status, user)]
+        files.handshakes -> [Handshake(client, time, ok, reason)]: every TLS handshake, also
+                            the refused ones that leave no request (`harness.tls_gate`)
 
 Certificate modes (`cert_mode`), generated with `cryptography` at start:
 - `private`: a lab CA ("enrollab Lab Private CA") signs a certificate for the host names and
@@ -16,6 +18,10 @@ Certificate modes (`cert_mode`), generated with `cryptography` at start:
 - `wildcard`: the private CA signs `*.<domain of the first host name>` (and 127.0.0.1), no
   exact name: what PRF-6 warns about.
 - `expired`: the private CA's certificate for the names, expired yesterday.
+
+`issuer` = (CA key, CA certificate) signs the server certificate instead of a generated CA (the
+mode's validity and names still apply): a bench's root its physical phones trust
+(`[bench] server_ca`, `harness.physical.bench_spec`) stands in for the "public" root.
 
 The names a certificate carries can be chosen besides its mode (PRF-6 and the device suite's
 server-name tests): `cert_names` the DNS SANs (instead of the host names, or the mode's wildcard;
@@ -44,7 +50,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -54,11 +60,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.listen import server_context, start_sites
+from harness.tls_gate import Handshake
 from simulators.factory import self_signed_ca
 
-__all__ = ["CERT_MODES", "CertMode", "FileServer", "RequestRecord", "ServerCertificates", "make_certificates"]
+__all__ = ["CERT_MODES", "CertMode", "FileServer", "Issuer", "RequestRecord", "ServerCertificates", "make_certificates"]
 
 CertMode = Literal["private", "public", "wildcard", "expired"]
+Issuer = tuple[Any, x509.Certificate]  # (a CA's private key, its certificate)
 CERT_MODES: tuple[CertMode, ...] = ("private", "public", "wildcard", "expired")
 DEFAULT_HOSTNAMES = ("files.enrollab.test",)
 
@@ -110,13 +118,18 @@ def make_certificates(
     addresses: tuple[str, ...] = ("127.0.0.1",),
     *,
     dns_names: tuple[str, ...] | None = None,
+    issuer: Issuer | None = None,
 ) -> ServerCertificates:
     """A CA and a server certificate for `mode` (module docstring), with IP SANs `addresses`;
-    `dns_names` replaces the DNS SANs the mode gives (`hostnames`, or its wildcard)."""
+    `dns_names` replaces the DNS SANs the mode gives (`hostnames`, or its wildcard); `issuer`
+    (key, certificate) signs instead of a generated CA."""
     if mode not in CERT_MODES:
         raise ValueError(f"cert_mode is one of {', '.join(CERT_MODES)}, not {mode!r}")
     now = datetime.now(UTC)
-    if mode == "public":
+    ca_key: Any
+    if issuer is not None:
+        ca_key, ca_cert = issuer
+    elif mode == "public":
         ca_key, ca_cert = _ca("Simulated Public Root CA G1", "Simulated Public Trust Services", now)
     else:
         ca_key, ca_cert = _ca("enrollab Lab Private CA", "enrollab lab", now)
@@ -174,6 +187,7 @@ class FileServer:
         ports: tuple[int, int] | None = None,
         cert_names: tuple[str, ...] | None = None,
         cert_addresses: tuple[str, ...] | None = None,
+        issuer: Issuer | None = None,
     ) -> None:
         self.root: Path | None = None
         self.files: dict[str, bytes] = {}
@@ -191,8 +205,10 @@ class FileServer:
         self.netns = netns
         self.fixed_ports = ports
         addresses = ("127.0.0.1", host) if cert_addresses is None else cert_addresses
-        self.certificates = make_certificates(cert_mode, hostnames, addresses, dns_names=cert_names)
+        self.certificates = make_certificates(cert_mode, hostnames, addresses, dns_names=cert_names,
+                                              issuer=issuer)
         self.requests: list[RequestRecord] = []
+        self.handshakes: list[Handshake] = []
         self.http_port = 0
         self.https_port = 0
         self._runner: web.AppRunner | None = None
@@ -230,7 +246,7 @@ class FileServer:
         app.router.add_route("GET", "/{tail:.*}", self._handle)
         self._runner, (self.http_port, self.https_port) = await start_sites(
             app, self.host, [None, server_context(self.certificates.cert_pem, self.certificates.key_pem)],
-            netns=self.netns, ports=self.fixed_ports,
+            netns=self.netns, ports=self.fixed_ports, on_handshake=self.handshakes.append,
         )
         return self
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import socket
 import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from harness.tls_gate import Handshake, HandshakeSite
 from simulators.l2.netns import socket_in
 
 __all__ = ["listening_socket", "server_context", "start_sites"]
@@ -55,10 +56,12 @@ async def start_sites(
     *,
     netns: str | None = None,
     ports: Sequence[int] | None = None,
+    on_handshake: Callable[[Handshake], None] | None = None,
 ) -> tuple[web.AppRunner, list[int]]:
     """Serve `app` on one port of `host` per context (None: plain HTTP; `ports` fixes them, else
     free ones); the runner and the ports, in the order of `contexts`. With `netns` the sockets
-    live in that namespace. Nothing is left listening if a site fails to start."""
+    live in that namespace; with `on_handshake` every TLS handshake, completed or refused, is
+    recorded (`harness.tls_gate`). Nothing is left listening if a site fails to start."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     found: list[int] = []
@@ -66,7 +69,9 @@ async def start_sites(
         for i, context in enumerate(contexts):
             wanted = ports[i] if ports is not None else 0
             site: web.BaseSite
-            if netns is None:
+            if context is not None and on_handshake is not None:
+                site = HandshakeSite(runner, listening_socket(host, wanted, netns), context, on_handshake)
+            elif netns is None:
                 site = web.TCPSite(runner, host, wanted, ssl_context=context)
             else:
                 site = web.SockSite(runner, listening_socket(host, wanted, netns), ssl_context=context)

@@ -36,6 +36,7 @@ from typing import Any
 
 from harness.dut import DeviceUnderTest
 from harness.fileserver import FileServer, RequestRecord
+from harness.tls_gate import Handshake
 from simulators.admin_client import AdminClient
 
 __all__ = ["AuditLogObserver", "AuditMark", "FileServerObserver", "enrollment_result"]
@@ -86,6 +87,15 @@ class FileServerObserver:
 
     def since(self, mark: int = 0, *, device: DeviceUnderTest | None = None) -> list[dict[str, Any]]:
         return [self.evidence(r) for r in self.records(mark, device=device)]
+
+    def handshake_mark(self) -> int:
+        return len(self.server.handshakes)
+
+    def handshakes(self, mark: int = 0, *, device: DeviceUnderTest | None = None) -> list[Handshake]:
+        """The TLS handshakes since `mark` (of `device`'s address), completed or refused."""
+        found = self.server.handshakes[mark:]
+        address = device.address if device is not None else None
+        return [h for h in found if address is None or h.client == address]
 
     def evidence(self, r: RequestRecord) -> dict[str, Any]:
         return {

@@ -700,6 +700,36 @@ async def arrange(enrollment_server: Any, platform_admin: Any) -> Any:
 FileServerFactory = Callable[..., Awaitable[Any]]
 
 
+def _on_the_bench(bench: Any, device: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """A test's file server for a physical phone: on `[bench] address`, named `files_name` (and
+    the names of its certificate moved to that domain), a "public" certificate issued by the
+    bench's `server_ca` (harness.physical.bench_spec)."""
+    from harness.session import FILES_HOST
+
+    if bench.address is None:
+        raise HarnessError("bench-address-unknown", f"{device.id}: give [bench] address (the harness's "
+                           "address on the phones' LAN) for the test's file servers")
+    names = tuple(bench.files_name if n == FILES_HOST else n for n in settings["hostnames"])
+    unknown = [n for n in names if n != bench.files_name]
+    if unknown:
+        raise HarnessError("bench-name-unknown",
+                           f"{device.id}: this test serves files as {', '.join(unknown)}, which the bench's "
+                           f"DNS does not name (only [bench] des_name and files_name)")
+    settings = {**settings, "host": bench.address, "hostnames": names}
+    ours, theirs = FILES_HOST.split(".", 1)[-1], bench.files_name.split(".", 1)[-1]
+    if settings.get("cert_names") is not None:
+        settings["cert_names"] = tuple(n[: -len(ours)] + theirs if n.endswith("." + ours) else n
+                                       for n in settings["cert_names"])
+    if settings["cert_mode"] == "public":
+        if bench.server_ca is None:
+            raise HarnessError("public-root-unavailable",
+                               f"{device.id}: this test needs a file server the phone trusts by a root it carries: "
+                               "give [bench] server_ca and server_ca_key (a CA the bench's phones trust, e.g. a lab "
+                               "root installed with TRUSTCERTS) so the harness can issue its certificate")
+        settings["issuer"] = bench.server_issuer()
+    return settings
+
+
 @pytest_asyncio.fixture(loop_scope="function")
 async def file_server(request: pytest.FixtureRequest) -> AsyncIterator[FileServerFactory]:
     """Start provisioning file servers for this test (module docstring)."""
@@ -719,21 +749,7 @@ async def file_server(request: pytest.FixtureRequest) -> AsyncIterator[FileServe
         content = provisioning_files() if files is None else files
         settings = {"cert_mode": cert_mode, "hostnames": (FILES_HOST,), **options}
         if physical:  # on the bench (`[bench]`): its address, the name the bench's DNS gives it
-            bench = cs.lab.bench
-            if cert_mode == "public":
-                raise HarnessError("public-root-unavailable",
-                                   f"{device.id}: this test needs a file server the phone trusts by a built-in public "
-                                   "root; the harness cannot issue one for a physical phone")
-            if bench.address is None:
-                raise HarnessError("bench-address-unknown", f"{device.id}: give [bench] address (the harness's "
-                                   "address on the phones' LAN) for the test's file servers")
-            names = tuple(bench.files_name if n == FILES_HOST else n for n in settings["hostnames"])
-            unknown = [n for n in names if n != bench.files_name]
-            if unknown:
-                raise HarnessError("bench-name-unknown",
-                                   f"{device.id}: this test serves files as {', '.join(unknown)}, which the bench's "
-                                   f"DNS does not name (only [bench] des_name and files_name)")
-            settings = {**settings, "host": bench.address, "hostnames": names}
+            settings = _on_the_bench(cs.lab.bench, device, settings)
         elif cs.path is not None:  # network_path = "namespaces": on the lab address, in the lab's namespace
             settings = {"host": cs.path.address, "netns": cs.path.netns, **settings}
         try:

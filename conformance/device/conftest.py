@@ -113,6 +113,7 @@ def enrolling_with(dut: Any, des: ScriptedDES) -> Iterator[None]:
 
 def _bench_des(dut: Any) -> ScriptedDES:
     """The scripted enrollment server a physical phone reaches (module docstring: `des`)."""
+    from harness.fileserver import make_certificates
     from harness.scripted_des import DesPki
 
     bench = dut.bench.spec
@@ -121,13 +122,19 @@ def _bench_des(dut: Any) -> ScriptedDES:
         raise HarnessError(
             "scripted-des-unreachable",
             f"{dut.id}: a physical phone reaches the harness's scripted enrollment server only through the bench: "
-            f"give [bench] {', '.join(missing)} in the lab file (a certificate for {bench.des_name} the phone trusts, "
-            "the CA of its factory certificate; the bench's DNS names the harness) — see README, 'Pointing enrollab "
+            f"give [bench] {', '.join(missing)} in the lab file (a certificate for {bench.des_name} the phone trusts — "
+            "des_cert/des_key, or server_ca/server_ca_key to issue one —, the CA of its factory certificate; the "
+            "bench's DNS names the harness) — see README, 'Pointing enrollab "
             "at your phones'",
             dut.id,
         )
     try:
-        pki = DesPki.from_files(bench.des_cert.read_bytes(), bench.des_key.read_bytes(), (bench.des_name,))
+        if bench.des_cert is not None and bench.des_key is not None:
+            cert_pem, key_pem = bench.des_cert.read_bytes(), bench.des_key.read_bytes()
+        else:  # issued by the bench's server_ca for des_name (bench_spec)
+            issued = make_certificates("public", (bench.des_name,), (bench.address,), issuer=bench.server_issuer())
+            cert_pem, key_pem = issued.cert_pem, issued.key_pem
+        pki = DesPki.from_files(cert_pem, key_pem, (bench.des_name,))
         cas = [path.read_bytes() for path in bench.manufacturer_ca]
     except OSError as exc:
         raise HarnessError("bench-unreadable", f"[bench]: {exc.strerror or exc}: {exc.filename}") from None

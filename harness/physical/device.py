@@ -56,6 +56,7 @@ STOPS = {  # enrollment results after which a phone stops asking (PROTOCOL §2)
     "unknown_device": OutcomeResult.UNKNOWN_DEVICE,
 }
 DES_FILES = "/device/v1/files/"  # harness.scripted_des.FILES_PATH: DES-hosted files (ENR-6)
+FIRMWARE = "/device/v1/firmware/"  # harness.scripted_des.FIRMWARE_PATH: images (FW-2)
 SETTINGS = re.compile(r"(^|/)(46xxsettings\.(txt|scr)|[^/]*settings[^/]*\.txt)$", re.IGNORECASE)
 
 
@@ -87,10 +88,21 @@ class Seen:
     fetched: list[tuple[Any, FileServerObserver]] = field(default_factory=list)  # harness file servers
     des_requests: list[Any] = field(default_factory=list)  # scripted DES: enrollment requests
     des_files: list[Any] = field(default_factory=list)  # scripted DES: DES-hosted files
+    downloads: list[Any] = field(default_factory=list)  # scripted DES: firmware images
+    refused: list[Any] = field(default_factory=list)  # harness file servers: TLS handshakes it did not complete
 
     @property
     def count(self) -> int:
-        return len(self.entries) + len(self.fetched) + len(self.des_requests) + len(self.des_files)
+        return len(self.entries) + len(self.fetched) + len(self.des_requests) + len(self.des_files) + \
+            len(self.downloads) + len(self.refused)
+
+    @property
+    def last(self) -> str | None:
+        """What the phone did last: "enrollment", "download", "refused" or "file" (None: nothing)."""
+        times = [(e.time, "enrollment") for e in self.des_requests] + [(d.time, "download") for d in self.downloads] \
+            + [(h.time, "refused") for h in self.refused] + [(r.time, "file") for r, _ in self.fetched] \
+            + [(d.time, "file") for d in self.des_files]
+        return max(times)[1] if times else ("enrollment" if self.entries else None)
 
     @property
     def results(self) -> list[str | None]:
@@ -240,7 +252,7 @@ class PhysicalDevice:
 
     async def _observe(self, start: Callable[[], Any]) -> Outcome:
         files = [FileServerObserver(f) for f in self.bench.files]
-        marks = [f.mark() for f in files]
+        marks = [(f.mark(), f.handshake_mark()) for f in files]
         des = [(d, len(d.requests)) for d in self.bench.des]
         async with self._audit() as audit:
             mark = await audit.mark() if audit is not None else None
@@ -255,22 +267,23 @@ class PhysicalDevice:
         async with self.bench.admin() as admin:
             yield AuditLogObserver(admin, device_url=self.bench.device_url)
 
-    def _des_seen(self, des: Sequence[tuple[Any, int]]) -> tuple[list[Any], list[Any]]:
+    def _des_seen(self, des: Sequence[tuple[Any, int]]) -> tuple[list[Any], list[Any], list[Any]]:
         """The scripted enrollment servers' records of this phone since the boot: its enrollment
-        requests and the DES-hosted files it fetched."""
+        requests, the DES-hosted files and the firmware images it fetched."""
         mac = canonical_mac(self.spec.mac)
         seen = [r for server, mark in des for r in server.requests[mark:] if mac in (r.cn, r.mac)]
-        return [r for r in seen if r.is_enrollment], [r for r in seen if r.path.startswith(DES_FILES)]
+        return ([r for r in seen if r.is_enrollment], [r for r in seen if r.path.startswith(DES_FILES)],
+                [r for r in seen if r.path.startswith(FIRMWARE)])
 
     async def _wait(self, audit: AuditLogObserver | None, mark: AuditMark | None,
-                    files: Sequence[FileServerObserver], marks: Sequence[int],
+                    files: Sequence[FileServerObserver], marks: Sequence[tuple[int, int]],
                     des: Sequence[tuple[Any, int]] = ()) -> Outcome:
         started = time.monotonic()
         timeout = float(self.spec.extra.get("boot_timeout", self.bench.boot_timeout))
         deadline = started + timeout
         seen = Seen()
         quiet_since = time.monotonic()
-        last_count = 0
+        last_count = downloaded = 0
         while True:
             seen = await self._look(audit, mark, files, marks, des)
             if seen.count != last_count:
@@ -282,9 +295,17 @@ class PhysicalDevice:
                 return self._outcome(OutcomeResult.PROVISIONED, seen)
             results = seen.results
             stop = STOPS.get(results[-1] or "") if results else None
-            if stop is not None and time.monotonic() - quiet_since >= self.bench.settle:
+            quiet = time.monotonic() - quiet_since >= self.bench.settle
+            if stop is not None and seen.last not in ("download", "refused") and quiet:
                 return self._outcome(stop, seen)
+            if seen.last == "refused" and quiet:  # it refused the server's certificate and went quiet
+                return self._outcome(OutcomeResult.PROVISIONING_FAILED, seen)
+            if seen.downloads and downloaded < len(seen.downloads):  # installing: it restarts on its own
+                downloaded = len(seen.downloads)
+                deadline = max(deadline, time.monotonic() + timeout)
             if time.monotonic() >= deadline:
+                if seen.last == "download":  # installed and never came back, or refused the image
+                    return self._outcome(OutcomeResult.UPGRADE_FAILED, seen)
                 answers = ", ".join(r or "?" for r in results) or "none"
                 requests = ", ".join(r.path for r, _ in seen.fetched[:8]) or "none"
                 raise HarnessError(
@@ -298,12 +319,14 @@ class PhysicalDevice:
             await asyncio.sleep(self.bench.poll)
 
     async def _look(self, audit: AuditLogObserver | None, mark: AuditMark | None,
-                    files: Sequence[FileServerObserver], marks: Sequence[int],
+                    files: Sequence[FileServerObserver], marks: Sequence[tuple[int, int]],
                     des: Sequence[tuple[Any, int]]) -> Seen:
         entries = await audit.entries(mark, mac=self.spec.mac, process="ENROLLMENT") if audit is not None else []
-        fetched = [(r, obs) for obs, m in zip(files, marks, strict=True) for r in obs.records(m, device=self)]
-        des_requests, des_files = self._des_seen(des)
-        return Seen(entries, fetched, des_requests, des_files)
+        fetched = [(r, obs) for obs, (m, _) in zip(files, marks, strict=True) for r in obs.records(m, device=self)]
+        refused = [h for obs, (_, m) in zip(files, marks, strict=True) for h in obs.handshakes(m, device=self)
+                   if not h.ok]
+        des_requests, des_files, downloads = self._des_seen(des)
+        return Seen(entries, fetched, des_requests, des_files, downloads, refused)
 
     def _check_firmware(self, seen: Seen) -> None:
         reported = seen.reported()
@@ -330,6 +353,10 @@ class PhysicalDevice:
             self._note("file", method=r.method, path=r.path, status=r.status)
             if r.method == "GET" and r.status == 200:
                 paths.append(r.path.rsplit("/", 1)[-1])
+        for d in seen.downloads:
+            self._note("firmware-download", path=d.path, status=d.status, server="scripted")
+        for h in seen.refused:
+            self._note("tls-refused", client=h.client, reason=h.reason)
         for d in seen.des_files:
             self._note("file", method=d.method, path=d.path, status=d.status, server="scripted")
             if d.status == 200:
@@ -340,7 +367,11 @@ class PhysicalDevice:
             server = obs.server.url(r.scheme, path="")
         results = seen.results
         reason = None
-        if result is not OutcomeResult.PROVISIONED:
+        if result is OutcomeResult.PROVISIONING_FAILED and seen.refused:
+            reason = f"tls-refused ({seen.refused[-1].reason})"
+        elif result is OutcomeResult.UPGRADE_FAILED:
+            reason = "silent-after-firmware-download"
+        elif result is not OutcomeResult.PROVISIONED:
             reason = seen.des_requests[-1].reason if seen.des_requests else (results[-1] if results else None)
         return Outcome(
             result,
@@ -351,7 +382,8 @@ class PhysicalDevice:
             server=server,
             source="des" if "redirect" in results else "observed",
             detail={"observed": {"enrollments": list(results), "files": [obs.evidence(r) for r, obs in seen.fetched],
-                                 "des": [r.to_json() for r in seen.des_requests + seen.des_files]}},
+                                 "des": [r.to_json() for r in seen.des_requests + seen.des_files + seen.downloads],
+                                 "refused": [h.to_json() for h in seen.refused]}},
         )
 
     def take_evidence(self) -> list[dict[str, Any]]:

@@ -123,6 +123,7 @@ def _bench_files(bench: Path) -> None:
     (bench / "des.crt").write_bytes(certificate_pem(leaf))
     (bench / "des.key").write_bytes(private_key_pem(key))
     (bench / "public-root.pem").write_bytes(certificate_pem(public.certificate))
+    (bench / "public-root.key").write_bytes(private_key_pem(public.key))  # [bench] server_ca: the harness issues
     manufacturer = ManufacturerCA.generate("Bench Manufacturer CA", "Avaya")
     (bench / "manufacturer-ca.pem").write_bytes(manufacturer.cert_pem)
     born = manufacturer.issue(MAC, SERIAL, MODEL)
