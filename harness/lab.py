@@ -141,7 +141,7 @@ class DeviceSpec:
     reboot: str | None = None
     thumbprint: str | None = None
     faults: Mapping[str, Any] = field(default_factory=dict)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # sip/poe/boot_timeout of physical phones
+    extra: Mapping[str, Any] = field(default_factory=dict)  # sip/poe/boot_timeout/quiet_timeout of physical phones
 
     @property
     def id(self) -> str:
@@ -457,7 +457,8 @@ def _expand(entries: Iterable[dict[str, Any]], seed: int, taken: Mapping[str, in
                 reboot=entry.get("reboot"),
                 thumbprint=thumbprint.replace(":", "").upper() if isinstance(thumbprint, str) else None,
                 faults=MappingProxyType(dict(_table(entry.get("faults")))),
-                extra=MappingProxyType({k: entry[k] for k in ("sip", "poe", "boot_timeout") if k in entry}),
+                extra=MappingProxyType({k: entry[k] for k in ("sip", "poe", "boot_timeout", "quiet_timeout")
+                                            if k in entry}),
             )
 
 

@@ -36,6 +36,10 @@ Decisions:
   `unknown-vlan`). Priority-tagged frames (VID 0) belong to the untagged scope.
 - A malformed frame (truncated BOOTP, bad cookie, options running past the end, no 53) is
   counted in `malformed` and recorded, never raised.
+- Per client, option 242 can be replaced while serving (`offer_242(mac, text)`; None: send no
+  242 to it; `clear_242(mac)` goes back to the scope's): the device suite sets what the network
+  offers one physical phone for one test (`harness.physical.device`), the rest of the LAN keeps
+  the lab file's scope.
 """
 
 from __future__ import annotations
@@ -349,6 +353,19 @@ class DhcpResponder:
         self.answered = 0
         self._link: Any = None
         self.clock = time.time
+        self._option_242: dict[str, str | None] = {}  # per client MAC (module docstring)
+
+    def offer_242(self, mac: str, text: str | None) -> None:
+        """Give `mac` option 242 `text` from now on (None: none at all)."""
+        if text is not None and not 0 < len(text.encode("utf-8")) <= 255 * 4:
+            raise ValueError("option_242: 1 to 1020 bytes")
+        self._option_242[mac_text(mac)] = text
+        self._event("option-242-set", mac=mac_text(mac), value=text)
+
+    def clear_242(self, mac: str) -> None:
+        """`mac` gets the scope's option 242 again."""
+        if self._option_242.pop(mac_text(mac), "unset") != "unset":
+            self._event("option-242-cleared", mac=mac_text(mac))
 
     @property
     def server_ip(self) -> str | None:
@@ -509,7 +526,14 @@ class DhcpResponder:
                 lease = spec.lease_time
                 options += [(51, struct.pack("!I", lease)), (58, struct.pack("!I", lease // 2)),
                             (59, struct.pack("!I", lease * 7 // 8))]
-            options += scope.options
+            client = mac_text(message.chaddr)
+            if client in self._option_242:
+                own = self._option_242[client]
+                options += [o for o in scope.options if o[0] != 242]
+                if own is not None:
+                    options.append((242, own.encode("utf-8")))
+            else:
+                options += scope.options
         else:
             options.append((56, why.encode("utf-8")[:255] if why else b"NAK"))
         unicast = message.ciaddr != ZERO and kind != NAK

@@ -73,6 +73,7 @@ class Bench:
     des: list[Any] = field(default_factory=list)  # scripted enrollment servers running (harness.scripted_des)
     network: Any = None  # harness.lab_network.service.LabNetwork serving [network], capturing
     boot_timeout: float = 300.0
+    quiet_after_lease: float = 90.0  # a lease, then nothing for this long: the phone asked no server
     settle: float = 5.0
     poll: float = 0.5
 
@@ -90,11 +91,17 @@ class Seen:
     des_files: list[Any] = field(default_factory=list)  # scripted DES: DES-hosted files
     downloads: list[Any] = field(default_factory=list)  # scripted DES: firmware images
     refused: list[Any] = field(default_factory=list)  # harness file servers: TLS handshakes it did not complete
+    leases: list[dict[str, Any]] = field(default_factory=list)  # the bench's DHCP: acks to its MAC
 
     @property
     def count(self) -> int:
         return len(self.entries) + len(self.fetched) + len(self.des_requests) + len(self.des_files) + \
-            len(self.downloads) + len(self.refused)
+            len(self.downloads) + len(self.refused) + len(self.leases)
+
+    @property
+    def only_lease(self) -> bool:
+        """It came back on the LAN (a DHCP lease) and asked nothing the bench serves."""
+        return bool(self.leases) and self.count == len(self.leases)
 
     @property
     def last(self) -> str | None:
@@ -127,6 +134,22 @@ class Seen:
         return None
 
 
+def _colon_mac(mac: str) -> str:
+    digits = canonical_mac(mac).lower()
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
+
+
+def _as_offer(layer: Any) -> tuple[str | None, str | None]:
+    """(option 242 text, LLDP file server) of a test's network layer: a
+    `simulators.network.StaticNetwork`, or one with `params` (option 242 already parsed)."""
+    if hasattr(layer, "params"):
+        return ",".join(f"{k}={v}" for k, v in dict(layer.params).items()) or None, None
+    if hasattr(layer, "option_242") or hasattr(layer, "lldp_file_server"):
+        return getattr(layer, "option_242", None), getattr(layer, "lldp_file_server", None)
+    raise HarnessError("bench-network-unknown", f"a physical phone's network offer is option 242 or an LLDP file "
+                       f"server, not {type(layer).__name__}")
+
+
 class PhysicalDevice:
     """A phone on the bench (module docstring)."""
 
@@ -143,6 +166,8 @@ class PhysicalDevice:
         self.reported: tuple[str, str] | None = None  # (model, firmware) the phone last reported
         self.firmware_checked = False
         self._evidence_since: float | None = None
+        self._lease_mark = 0
+        self.network: Any = None  # what the bench's DHCP offers it for this test (set_network)
 
     # -- who it is ---------------------------------------------------------------------------------
 
@@ -200,6 +225,10 @@ class PhysicalDevice:
         your phones"); what the phone learnt from DHCP and the server is asked for again at the
         next reboot."""
         self._note("test-start", kept="the phone's own state (a physical phone is not reset between tests)")
+        self.network = None
+        dhcp = self._dhcp()
+        if dhcp is not None:
+            dhcp.clear_242(self.spec.mac)
 
     def erase(self) -> None:
         """A real factory reset, by the operator at the craft menu (CLEAR); `NeedsOperator` when
@@ -254,10 +283,35 @@ class PhysicalDevice:
         files = [FileServerObserver(f) for f in self.bench.files]
         marks = [(f.mark(), f.handshake_mark()) for f in files]
         des = [(d, len(d.requests)) for d in self.bench.des]
+        self._offer_network()
+        dhcp = self._dhcp()
+        self._lease_mark = len(dhcp.events) if dhcp is not None else 0
         async with self._audit() as audit:
             mark = await audit.mark() if audit is not None else None
             await start()
             return await self._wait(audit, mark, files, marks, des)
+
+    def _dhcp(self) -> Any:
+        network = self.bench.network
+        return getattr(network, "dhcp", None) if network is not None else None
+
+    def _offer_network(self) -> None:
+        """What a test set as the network's offer (`dut.network`: option 242, an LLDP file
+        server) goes out on the bench's DHCP to this phone only; without a bench DHCP it cannot."""
+        layer = self.network
+        if layer is None:
+            return
+        option_242, lldp = _as_offer(layer)
+        if lldp is not None:
+            raise HarnessError("bench-lldp-per-test", f"{self._name}: this test offers an LLDP file server to one "
+                               "phone; the bench's LLDP advertiser speaks to the whole LAN (set it in [network.lldp] "
+                               "and run the test alone)")
+        dhcp = self._dhcp()
+        if dhcp is None:
+            raise HarnessError("bench-dhcp-unavailable", f"{self._name}: this test sets what DHCP offers the phone; "
+                               "give the lab file [network] with [network.dhcp] so the harness serves its DHCP")
+        dhcp.offer_242(self.spec.mac, option_242)
+        self._note("network-offer", option_242=option_242)
 
     @contextlib.asynccontextmanager
     async def _audit(self) -> AsyncIterator[AuditLogObserver | None]:
@@ -281,6 +335,7 @@ class PhysicalDevice:
         started = time.monotonic()
         timeout = float(self.spec.extra.get("boot_timeout", self.bench.boot_timeout))
         deadline = started + timeout
+        quiet_after_lease = float(self.spec.extra.get("quiet_timeout", self.bench.quiet_after_lease))
         seen = Seen()
         quiet_since = time.monotonic()
         last_count = downloaded = 0
@@ -298,6 +353,8 @@ class PhysicalDevice:
             quiet = time.monotonic() - quiet_since >= self.bench.settle
             if stop is not None and seen.last not in ("download", "refused") and quiet:
                 return self._outcome(stop, seen)
+            if seen.only_lease and time.monotonic() - quiet_since >= quiet_after_lease:
+                return self._outcome(OutcomeResult.MANUAL_ENTRY, seen)  # no server named: at its manual screen
             if seen.last == "refused" and quiet:  # it refused the server's certificate and went quiet
                 return self._outcome(OutcomeResult.PROVISIONING_FAILED, seen)
             if seen.downloads and downloaded < len(seen.downloads):  # installing: it restarts on its own
@@ -326,7 +383,11 @@ class PhysicalDevice:
         refused = [h for obs, (_, m) in zip(files, marks, strict=True) for h in obs.handshakes(m, device=self)
                    if not h.ok]
         des_requests, des_files, downloads = self._des_seen(des)
-        return Seen(entries, fetched, des_requests, des_files, downloads, refused)
+        dhcp = self._dhcp()
+        mac = _colon_mac(self.spec.mac)
+        leases = [e for e in dhcp.events[self._lease_mark:] if e.get("event") == "ack" and e.get("mac") == mac] \
+            if dhcp is not None else []
+        return Seen(entries, fetched, des_requests, des_files, downloads, refused, leases)
 
     def _check_firmware(self, seen: Seen) -> None:
         reported = seen.reported()
@@ -371,6 +432,8 @@ class PhysicalDevice:
             reason = f"tls-refused ({seen.refused[-1].reason})"
         elif result is OutcomeResult.UPGRADE_FAILED:
             reason = "silent-after-firmware-download"
+        elif result is OutcomeResult.MANUAL_ENTRY:
+            reason = "quiet-after-dhcp"
         elif result is not OutcomeResult.PROVISIONED:
             reason = seen.des_requests[-1].reason if seen.des_requests else (results[-1] if results else None)
         return Outcome(

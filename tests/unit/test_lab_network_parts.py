@@ -398,3 +398,20 @@ def test_the_cli_lines_say_what_is_served_and_what_happened() -> None:
     event = {"source": "dhcp", "at": "2027-01-15T08:00:00.250Z", "event": "ack", "mac": MAC, "vlan": None,
              "xid": 0x1234, "ip": "10.213.0.50"}
     assert describe_event(event) == f"08:00:00.250 dhcp    ack mac={MAC} xid=0x00001234 ip=10.213.0.50"
+
+
+def test_option_242_set_for_one_client_goes_to_it_alone_until_cleared() -> None:
+    """The device suite's per-test offer to one physical phone (harness.physical.device)."""
+    dhcp = responder()
+    dhcp.offer_242("A4251B000001", "DES_STAT=0")  # any MAC notation
+    assert raw_option(dhcp.answer(client("discover")), 242) == b"DES_STAT=0"  # type: ignore[arg-type]
+    assert raw_option(dhcp.answer(client("discover", OTHER)), 242) == OPTION_242.encode("utf-8")  # type: ignore[arg-type]
+    dhcp.offer_242(MAC, None)  # none at all
+    with pytest.raises(KeyError):
+        raw_option(dhcp.answer(client("discover")), 242)  # type: ignore[arg-type]
+    dhcp.clear_242(MAC)
+    assert raw_option(dhcp.answer(client("discover")), 242) == OPTION_242.encode("utf-8")  # type: ignore[arg-type]
+    assert [e["event"] for e in dhcp.events if "242" in e["event"]] == ["option-242-set", "option-242-set",
+                                                                          "option-242-cleared"]
+    with pytest.raises(ValueError):
+        dhcp.offer_242(MAC, "")

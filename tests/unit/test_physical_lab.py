@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import LabError
+from harness.errors import HarnessError, LabError
 from harness.lab import parse_lab
 from harness.physical.poe import PoePort
 
@@ -67,3 +67,27 @@ def test_the_readme_bench_table_loads_and_its_files_must_exist(tmp_path: Path) -
     with pytest.raises(LabError) as alone:
         parse_lab('[bench]\ndes_cert = "bench/des.crt"\n', base=tmp_path)
     assert "bench.des_key: des_cert and des_key go together" in alone.value.message
+
+
+def test_a_bench_server_ca_issues_the_des_certificate_and_must_hold_its_own_key(tmp_path: Path) -> None:
+    """`[bench] server_ca` + `server_ca_key` stand in for des_cert/des_key, go together, and the
+    key must be the CA's (a mismatch is a one-line error, not a TLS failure later)."""
+    from server.pki.authority import CertificateAuthority
+    from server.pki.keys import certificate_pem, private_key_pem
+
+    root, other = CertificateAuthority.create("Bench Lab Root"), CertificateAuthority.create("Other")
+    (tmp_path / "root.crt").write_bytes(certificate_pem(root.certificate))
+    (tmp_path / "root.key").write_bytes(private_key_pem(root.key))
+    (tmp_path / "other.key").write_bytes(private_key_pem(other.key))
+    (tmp_path / "mca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    head = '[bench]\naddress = "10.213.0.1"\nmanufacturer_ca = "mca.pem"\nserver_ca = "root.crt"\n'
+    bench = parse_lab(head + 'server_ca_key = "root.key"\n', base=tmp_path).bench
+    assert bench.missing_for_des() == []
+    key, cert = bench.server_issuer()
+    assert cert == root.certificate
+    with pytest.raises(LabError) as alone:
+        parse_lab(head, base=tmp_path)
+    assert "bench.server_ca_key: server_ca and server_ca_key go together" in alone.value.message
+    mismatched = parse_lab(head + 'server_ca_key = "other.key"\n', base=tmp_path).bench
+    with pytest.raises(HarnessError, match="server_ca_key is not the key of server_ca"):
+        mismatched.server_issuer()
