@@ -4,7 +4,8 @@ firmware's quirk says (issue 13: such a phone passed the whole suite before
 
 Non-conforming simulated phones (`accept_wildcards`, a fault knob) at firmware that must refuse
 wildcard certificates — a Vantage below 3.0 and a B199 — run the whole device suite through
-`enrollab conformance run`: each fails exactly the wildcard test, citing PRF-6, and nothing
+`enrollab conformance run`: each fails exactly the two wildcard tests (a wildcard certificate;
+a wildcard SAN after an exact common name, `test_wildcard_names.py`), citing PRF-6, and nothing
 else; the same models without the knob, and a J179 (which accepts wildcards) with it, pass.
 """
 
@@ -16,6 +17,8 @@ from pathlib import Path
 from tests.integration.test_device_suite import run_device_suite, write_lab
 
 WILDCARD_TEST = "test_wildcard_certificate_refused_where_the_firmware_refuses"
+WILDCARD_SAN_TEST = "test_wildcard_after_an_exact_common_name"
+FAILED = {WILDCARD_TEST: ["PRF-6"], WILDCARD_SAN_TEST: ["PRF-6", "ENR-2"]}
 DEVICES = [
     ("K165", "1.1SP1", {"accept_wildcards": True}),
     ("B199", "1.0.4.0", {"accept_wildcards": True}),
@@ -35,10 +38,11 @@ def test_a_phone_that_accepts_wildcards_against_its_firmware_fails_the_wildcard_
         if t["outcome"] == "fail":
             failed[t["device"]][t["name"]] = t["rules"]
             assert "must refuse" in t["message"], t["message"]
-    assert dict(failed) == {ids[0]: {WILDCARD_TEST: ["PRF-6"]}, ids[1]: {WILDCARD_TEST: ["PRF-6"]}}
+    assert dict(failed) == {ids[0]: FAILED, ids[1]: FAILED}
     passed = {(t["device"], t["name"]) for t in doc["tests"] if t["outcome"] == "pass"}
     assert {(ids[2], WILDCARD_TEST), (ids[3], WILDCARD_TEST)} <= passed
     assert (ids[4], "test_wildcard_certificate_accepted_where_the_firmware_accepts") in passed
+    assert {(ids[2], WILDCARD_SAN_TEST), (ids[3], WILDCARD_SAN_TEST), (ids[4], WILDCARD_SAN_TEST)} <= passed
     # Negative checks name no feature: the device x feature matrix is untouched by the failure.
     assert "fail" not in {cell for row in doc["matrix"].values() for cell in row.values()}
-    assert doc["rules"]["PRF-6"]["fail"] == 2
+    assert doc["rules"]["PRF-6"]["fail"] == 4
