@@ -36,11 +36,18 @@ from simulators.factory import ManufacturerCA
 from simulators.sip_agent import SipAgent
 from tests.lab_tiers import need_netns
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(900)
 
 ENROLLAB = str(Path(sys.executable).with_name("enrollab"))
 MAC, SERIAL, MODEL, FIRMWARE = "A4251BEE0A01", "13WZ51BEE0A01", "J179", "4.1.11.0.9"
-TESTS = "enrollment_request_identifies_the_device or settings_from_the_enrollment_server or http_provisioning_url"
+# One test of each way a physical phone's test ends, seen from outside: enrolled and provisioned
+# (from DES, over HTTP, over HTTPS trusted by the bench's server_ca), refused the server's
+# certificate (the file server's handshake log), asked nothing when DHCP said DES_STAT=0 (the bench
+# DHCP's per-phone option 242, then quiet after its lease), upgraded and came back (90 s reboot).
+TESTS = ("enrollment_request_identifies_the_device or settings_from_the_enrollment_server or "
+         "test_http_provisioning_url or https_server_without_a_trusted_root or exact_server_name_is_accepted or "
+         "des_stat_0_and_1 or upgrade_installs_the_named_image")
+PHYSICAL_PASSES = 8  # the seven tests, DES_STAT 0 and 1 as two
 
 
 def _lab(bench: Path, bridge: str, address: str, phone_ip: str) -> str:
@@ -67,7 +74,8 @@ mac = "{MAC}"
 serial = "{SERIAL}"
 ip = "{phone_ip}"
 reboot = "sip-notify"
-boot_timeout = 60
+boot_timeout = 150
+quiet_timeout = 15
 
 [network]
 interface = "{bridge}"
@@ -83,6 +91,8 @@ lease_time = 600
 des_cert = "{bench / 'des.crt'}"
 des_key = "{bench / 'des.key'}"
 manufacturer_ca = "{bench / 'manufacturer-ca.pem'}"
+server_ca = "{bench / 'public-root.pem'}"
+server_ca_key = "{bench / 'public-root.key'}"
 """
 
 
@@ -104,7 +114,7 @@ class Phone:
         process = await asyncio.create_subprocess_exec(*self.command, stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.PIPE, start_new_session=True)
         try:
-            out, err = await asyncio.wait_for(process.communicate(), 90)
+            out, err = await asyncio.wait_for(process.communicate(), 200)  # an upgrade reboots for 90 s
         finally:
             if process.returncode is None:
                 os.killpg(process.pid, signal.SIGKILL)
@@ -138,7 +148,7 @@ async def _run(topology: LabTopology, lab: Path, report: Path) -> tuple[int, str
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         start_new_session=True)
     try:
-        out, err = await asyncio.wait_for(process.communicate(), 540)
+        out, err = await asyncio.wait_for(process.communicate(), 840)
     finally:
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -175,15 +185,20 @@ async def test_a_mixed_bench_run_reports_three_devices_with_the_physical_phones_
     problems = [(t["name"], t["outcome"], t.get("message")) for t in tests if t["outcome"] in ("fail", "error")]
     assert code == 0 and not problems, (problems, out[-2000:], err[-2000:], booted)
     # The physical phone's tests ran: rebooted by NOTIFY, each boot observed to its end.
-    assert outcomes[(True, "pass")] == 3, outcomes
-    assert agent.notifies >= 3 and all(isinstance(b, tuple) for b in booted), booted
+    assert outcomes[(True, "pass")] == PHYSICAL_PASSES, outcomes
+    assert agent.notifies >= PHYSICAL_PASSES and all(isinstance(b, tuple) for b in booted), booted
     mine = [t for t in tests if t["device"] == physical]
     for test in mine:
         evidence = test["evidence"]
         dhcp = [e for e in evidence["network"] if e["proto"] == "dhcp"]
         assert dhcp and any("DHCPACK" in e["summary"] and phone_ip in e["summary"] for e in dhcp), evidence["network"]
-        assert any(x["who"] == "device-api" and x["url"].startswith("https://des.avaya.com:443/")
-                   for x in evidence["http"]), evidence["http"]
+        asked_des = any(x["who"] == "device-api" and x["url"].startswith("https://des.avaya.com:443/")
+                        for x in evidence["http"])
+        assert asked_des is ("des_stat" not in test["name"]), (test["name"], evidence["http"])
+    refused = next(t for t in mine if "without_a_trusted_root" in t["name"])
+    assert "tls-refused" in json.dumps(refused["steps"]), refused["steps"]  # the handshake log, not silence
+    upgraded = next(t for t in mine if "upgrade_installs" in t["name"])
+    assert any("/device/v1/firmware/" in x["url"] for x in upgraded["evidence"]["http"]), upgraded["evidence"]
     http_test = next(t for t in mine if "http_provisioning_url" in t["name"])
     served = [x for x in http_test["evidence"]["http"] if x["who"] == "file-server"]
     assert any(x["url"].startswith("http://files.enrollab.test:") and x["status"] == 200 for x in served), served
