@@ -141,14 +141,15 @@ def _bench_files(bench: Path) -> None:
     (bench / "phone.crt").write_bytes(born.cert_pem)
 
 
-async def _run(topology: LabTopology, lab: Path, report: Path) -> tuple[int, str, str]:
+async def _run(topology: LabTopology, lab: Path, report: Path, selection: str | None,
+               timeout: float) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", topology.netns, ENROLLAB, "conformance", "run", "--target", "all", "--suite", "device",
-        "--lab", str(lab), "--unattended", "-k", TESTS, "--report-dir", str(report),
+        "--lab", str(lab), "--unattended", *(["-k", selection] if selection else []), "--report-dir", str(report),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         start_new_session=True)
     try:
-        out, err = await asyncio.wait_for(process.communicate(), 840)
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
     finally:
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -156,7 +157,8 @@ async def _run(topology: LabTopology, lab: Path, report: Path) -> tuple[int, str
     return process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-async def test_a_mixed_bench_run_reports_three_devices_with_the_physical_phones_evidence(tmp_path: Path) -> None:
+async def _bench_run(tmp_path: Path, *, simulated: bool, selection: str | None, timeout: float) -> Any:
+    """Build the bench (module docstring), run the device suite on it, return what it left."""
     need_netns()
     topology = LabTopology(prefix=f"enrollab-mb{uuid.uuid4().hex[:3]}")
     topology.start()
@@ -168,15 +170,25 @@ async def test_a_mixed_bench_run_reports_three_devices_with_the_physical_phones_
         bench = tmp_path / "bench"
         _bench_files(bench)
         lab = tmp_path / "lab.toml"
-        lab.write_text(_lab(bench, topology.bridge, topology.address, phone_ip))
+        text = _lab(bench, topology.bridge, topology.address, phone_ip)
+        if not simulated:
+            first, *devices = text.split("[[devices]]")
+            text = first + "[[devices]]" + devices[-1]
+        lab.write_text(text)
         phone = Phone(host.netns, host.interface, bench, topology.address)
         report = tmp_path / "report"
         async with SipAgent(phone.reboot, netns=host.netns) as agent:
-            code, out, err = await _run(topology, lab, report)
+            code, out, err = await _run(topology, lab, report, selection, timeout)
             booted = await asyncio.gather(*phone.boots, return_exceptions=True)
     finally:
         topology.close()
     assert (report / "report.json").exists(), out[-3000:] + err[-3000:]
+    return code, out, err, booted, agent, report, phone_ip
+
+
+async def test_a_mixed_bench_run_reports_three_devices_with_the_physical_phones_evidence(tmp_path: Path) -> None:
+    code, out, err, booted, agent, report, phone_ip = await _bench_run(tmp_path, simulated=True, selection=TESTS,
+                                                                       timeout=840)
     doc = json.loads((report / "report.json").read_text())
     tests: list[dict[str, Any]] = doc["tests"]
     physical = next(d["id"] for d in doc["devices"] if d["driver"] == "physical")
@@ -203,3 +215,22 @@ async def test_a_mixed_bench_run_reports_three_devices_with_the_physical_phones_
     served = [x for x in http_test["evidence"]["http"] if x["who"] == "file-server"]
     assert any(x["url"].startswith("http://files.enrollab.test:") and x["status"] == 200 for x in served), served
     assert (report / "network" / "bench.pcap").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+async def test_the_whole_device_suite_on_the_namespace_phone_ends_without_a_fail_or_an_error(tmp_path: Path) -> None:
+    """Issue 14: every device-suite test on a bench phone ends in an outcome it earned, seen from
+    outside — pass, not applicable (Appendix A), or needs operator (a person at the phone: codes,
+    the prompt answered No) in this unattended run — never a fail or an error of the bench.
+    About 40 min (four upgrades with 90 s reboots): `tox -e bench-phone`."""
+    code, out, err, booted, agent, report, phone_ip = await _bench_run(tmp_path, simulated=False, selection=None,
+                                                                       timeout=3400)
+    tests = json.loads((report / "report.json").read_text())["tests"]
+    outcomes = Counter(t["outcome"] for t in tests)
+    problems = [(t["name"], t["outcome"], t.get("message")) for t in tests if t["outcome"] in ("fail", "error")]
+    assert not problems, (problems, out[-2000:])
+    assert outcomes["pass"] >= 20, outcomes
+    operator = [t["name"] for t in tests if t["outcome"] == "needs_operator"]
+    assert all(any(w in n for w in ("code", "locked", "declined", "lldp", "des_is_asked", "des_stat_2", "des_stat_3"))
+               for n in operator), operator
