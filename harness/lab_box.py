@@ -26,10 +26,8 @@ Decisions:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from harness.dut import DeviceIdentity
 from harness.errors import HarnessError
 from harness.fileserver import FileServer
 from harness.lab_network.netns import Host, LabTopology
+from harness.processes import run_bounded
 from harness.session import EnrollmentServer, _start_embedded
 
 __all__ = ["BootResult", "BoxPhone", "LabBox"]
@@ -172,18 +171,11 @@ class LabBox:
 
     async def boot(self, phone: BoxPhone, *, timeout: float = 120.0, **options: Any) -> BootResult:
         """Boot the phone with `enrollab phone boot` in its namespace; its JSON lines read back."""
-        process = await asyncio.create_subprocess_exec(
-            *self.boot_command(phone, **options), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True)
         try:
-            out, err = await asyncio.wait_for(process.communicate(), timeout)
+            code, out, err = await run_bounded(*self.boot_command(phone, **options), timeout=timeout)
         except TimeoutError:
             raise HarnessError("phone-timeout", f"{phone.name} ({phone.mac}) did not finish booting in {timeout:.0f} s",
                                phone.mac) from None
-        finally:
-            if process.returncode is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
         events: list[dict[str, Any]] = []
         for line in out.decode(errors="replace").splitlines():
             try:
@@ -193,5 +185,5 @@ class LabBox:
             if isinstance(item, dict):
                 events.append(item)
         summary = events[-1] if events and events[-1].get("event") == "summary" else None
-        return BootResult(process.returncode or 0, summary, events[:-1] if summary else events,
+        return BootResult(code, summary, events[:-1] if summary else events,
                           err.decode(errors="replace"))

@@ -467,7 +467,9 @@ class ConformanceSession:
 
         self.server()
         assert self._loop is not None
-        base = self.report_dir if self.report_dir is not None else Path(self._tmp or tempfile.mkdtemp())
+        if self.report_dir is None and self._tmp is None:  # a remote server: close() removes this one too
+            self._tmp = tempfile.mkdtemp(prefix="enrollab-conformance-")
+        base = self.report_dir if self.report_dir is not None else Path(str(self._tmp))
         capture = base / "network" / "bench.pcap" if self.lab.network.capture else None
         if capture is not None:
             capture.parent.mkdir(parents=True, exist_ok=True)
