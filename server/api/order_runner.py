@@ -19,7 +19,6 @@ Decisions:
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,50 +26,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.devices import state_of, write_back
 from server.api.jobs.recovery import RESUMERS
-from server.api.jobs.runner import RUNNER_ID, _live, live_key, lock_job
+from server.api.jobs.runner import lock_job, ours, run_live, start_live
 from server.context import ServerContext
 from server.domain import orders
-from server.store.models import Account, Device, Job, JobResult, OrderBatch, OrderDevice, OrderSystem, Site
-
-log = logging.getLogger("enrollab.orders")
+from server.store.models import Account, Device, JobResult, OrderBatch, OrderDevice, OrderSystem, Site
 
 BATCH = 500
 KIND = "order-batch"
 
 
-def _ours(job: Job | None) -> bool:
-    return job is not None and job.status == "IN PROGRESS" and job.runner_id == RUNNER_ID
-
-
 def start_order_batch(ctx: ServerContext, job_id: int) -> None:
     """Process a batch's job in the background (marked live at once, so no sweep takes it)."""
-    key = live_key(ctx, job_id)
-    if key in _live:
-        return
-    _live.add(key)
-    ctx.spawn(run_order_batch(ctx, job_id))
+    start_live(ctx, job_id, run_order_batch)
 
 
 RESUMERS[KIND] = start_order_batch  # a batch whose server stopped is resumed by the sweep
 
 
 async def run_order_batch(ctx: ServerContext, job_id: int) -> None:
-    key = live_key(ctx, job_id)
-    _live.add(key)
-    try:
+    async def steps() -> None:
         while await _step(ctx, job_id):
             pass
-    except Exception as exc:  # a crash must not leave the batch IN PROGRESS for ever
-        log.exception("order batch job %s failed", job_id)
-        async with ctx.store.transaction() as s:
-            job = await lock_job(s, job_id)
-            if _ours(job):
-                assert job is not None
-                job.status = "FAIL"
-                job.summary = {**job.summary, "error": "internal-error", "detail": type(exc).__name__}
-                job.finished_at = ctx.clock()
-    finally:
-        _live.discard(key)
+
+    await run_live(ctx, job_id, steps, "order batch job")
 
 
 async def _parties(s: AsyncSession, batch: OrderBatch, system: OrderSystem, seller: Account) -> orders.Parties:
@@ -101,7 +79,7 @@ async def _step(ctx: ServerContext, job_id: int) -> bool:
     """One transaction of up to BATCH devices; False once the batch is done (or not ours)."""
     async with ctx.store.transaction() as s:
         job = await lock_job(s, job_id)
-        if not _ours(job):
+        if not ours(job):
             return False
         assert job is not None
         batch = await s.scalar(select(OrderBatch).where(OrderBatch.job_id == job_id))

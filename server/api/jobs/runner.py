@@ -26,6 +26,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select
@@ -72,24 +73,32 @@ def selected_devices(actor: Actor, params: dict[str, Any]) -> Select[Any]:
 def start_job(ctx: ServerContext, job_id: int) -> None:
     """Run a job this process owns in the background; marked live at once, so that no sweep
     takes it for an orphan before its task first runs."""
+    start_live(ctx, job_id, run_device_job)
+
+
+def start_live(ctx: ServerContext, job_id: int,
+               runner: Callable[[ServerContext, int], Coroutine[Any, Any, None]]) -> None:
+    """Run `runner(ctx, job_id)` in the background unless it already runs here; marked live at
+    once (`start_job`)."""
     key = live_key(ctx, job_id)
     if key in _live:
         return
     _live.add(key)
-    ctx.spawn(run_device_job(ctx, job_id))
+    ctx.spawn(runner(ctx, job_id))
 
 
-async def run_device_job(ctx: ServerContext, job_id: int) -> None:
-    """DEV-9, DEV-10: apply a job's actions to its devices, BATCH per transaction, then close it."""
+async def run_live(ctx: ServerContext, job_id: int, body: Callable[[], Awaitable[Any]], what: str = "job") -> None:
+    """Run a job's `body` while it is marked live here; a crash ends the job FAIL
+    `internal-error` (never IN PROGRESS for ever) and is logged."""
     key = live_key(ctx, job_id)
     _live.add(key)
     try:
-        await _run(ctx, job_id)
-    except Exception as exc:  # a crash must not leave the job IN PROGRESS for ever
-        log.exception("job %s failed", job_id)
+        await body()
+    except Exception as exc:
+        log.exception("%s %s failed", what, job_id)
         async with ctx.store.transaction() as s:
             job = await lock_job(s, job_id)
-            if _ours(job):
+            if ours(job):
                 assert job is not None
                 job.status = "FAIL"
                 job.summary = {**job.summary, "error": "internal-error", "detail": type(exc).__name__}
@@ -98,13 +107,19 @@ async def run_device_job(ctx: ServerContext, job_id: int) -> None:
         _live.discard(key)
 
 
+async def run_device_job(ctx: ServerContext, job_id: int) -> None:
+    """DEV-9, DEV-10: apply a job's actions to its devices, BATCH per transaction, then close it."""
+    await run_live(ctx, job_id, lambda: _run(ctx, job_id))
+
+
 async def lock_job(s: AsyncSession, job_id: int) -> Job | None:
     # The job row is locked first in every runner transaction, then devices: one order, no
     # deadlock; and the sweep skips a locked row, so a batch in progress is never taken over.
     return await s.scalar(select(Job).where(Job.id == job_id).with_for_update())
 
 
-def _ours(job: Job | None) -> bool:
+def ours(job: Job | None) -> bool:
+    """The job runs here: in progress under this process's runner id."""
     return job is not None and job.status == "IN PROGRESS" and job.runner_id == RUNNER_ID
 
 
@@ -116,7 +131,7 @@ async def _after(s: AsyncSession, job_id: int) -> str:
 async def _run(ctx: ServerContext, job_id: int) -> None:
     async with ctx.store.transaction() as s:
         job = await lock_job(s, job_id)
-        if not _ours(job):
+        if not ours(job):
             return
         assert job is not None
         actions, params = list(job.actions), dict(job.params)
@@ -134,7 +149,7 @@ async def _run(ctx: ServerContext, job_id: int) -> None:
     while True:
         async with ctx.store.transaction() as s:
             job = await lock_job(s, job_id)
-            if not _ours(job):
+            if not ours(job):
                 why = "deleted" if job is None else job.status if job.status != "IN PROGRESS" else "taken over"
                 log.warning("job %s was closed or taken over while it ran (%s); stopping", job_id, why)
                 return
@@ -170,7 +185,7 @@ async def _run(ctx: ServerContext, job_id: int) -> None:
             job.heartbeat_at = ctx.clock()
     async with ctx.store.transaction() as s:
         job = await lock_job(s, job_id)
-        if not _ours(job):
+        if not ours(job):
             return
         assert job is not None
         job.status = "FAIL" if int(job.summary.get("failed", 0)) else "COMPLETE"
@@ -181,7 +196,7 @@ async def _run(ctx: ServerContext, job_id: int) -> None:
 async def _close(ctx: ServerContext, job_id: int, why: dict[str, str]) -> None:
     async with ctx.store.transaction() as s:
         job = await lock_job(s, job_id)
-        if not _ours(job):
+        if not ours(job):
             return
         assert job is not None
         job.status = "FAIL"
