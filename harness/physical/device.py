@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fixtures.features import FeatureMatrix
 from harness.errors import HarnessError, NeedsOperator
 from harness.fileserver import FileServer
 from harness.lab import DeviceSpec
@@ -188,10 +189,11 @@ class PhysicalDevice:
         return self.reported[1] if self.reported else self.spec.firmware
 
     def supports(self, feature: str) -> bool:
-        return self.capabilities.supports(self.spec.model, self.spec.firmware, feature)
+        """Appendix A for the model and firmware the lab file declares (not the simulators' reading)."""
+        return FeatureMatrix.load().supports(self.spec.model, self.spec.firmware, feature)
 
     def explain(self, feature: str) -> str:
-        return self.capabilities.explain(self.spec.model, self.spec.firmware, feature)
+        return FeatureMatrix.load().explain(self.spec.model, self.spec.firmware, feature)
 
     def arrange_row(self) -> dict[str, str]:
         if not self.spec.serial:
