@@ -58,6 +58,9 @@ def conformance() -> None:
 @click.option("--unattended", is_flag=True, default=False,
               help="Nobody is at the bench: tests that need a person at a physical phone (typing a code, "
               "answering the prompt) end 'needs operator' instead of prompting. Implied without a terminal.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Run the devices in parallel: up to N pytest processes, each a shard of the lab's devices "
+              "(physical phones together, one at a time; the server suite once), merged into one report.")
 @click.option("-v", "--verbose", count=True, help="More pytest output (repeatable).")
 def run(
     target: str,
@@ -68,6 +71,7 @@ def run(
     seed: int | None,
     keyword: str | None,
     unattended: bool,
+    jobs: int,
     verbose: int,
 ) -> None:
     """Run the conformance suites and write junit.xml, report.json and report.html.
@@ -108,26 +112,34 @@ def run(
 
     root = Path(suites_package.__file__).resolve().parent
     chosen = SUITES if suite == "all" else (suite,)
-    args = [str(root / name) for name in chosen]
     # `--opt=value`: pytest takes a separate value that looks like a path for a test path (rootdir).
-    args += [f"--target={target}", f"--report-dir={report_dir}", f"--junitxml={report_dir / 'junit.xml'}"]
+    common = [f"--target={target}"]
     if lab_path is not None:
-        args.append(f"--lab={lab_path}")
+        common.append(f"--lab={lab_path}")
     if server_url is not None:
-        args.append(f"--server={server_url}")
+        common.append(f"--server={server_url}")
     if seed is not None:
-        args.append(f"--enrollab-seed={seed}")
+        common.append(f"--enrollab-seed={seed}")
     if keyword:
-        args += ["-k", keyword]
+        common += ["-k", keyword]
     if unattended:
-        args.append("--enrollab-unattended")
-    args += ["-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
-             "-W", "ignore::pytest.PytestAssertRewriteWarning", "-rfEs"]
-    args += ["-" + "v" * verbose] if verbose else ["-q"]
+        common.append("--enrollab-unattended")
+    common += ["-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-o",
+               "asyncio_default_fixture_loop_scope=function", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+               "-rfEs"]
+    common += ["-" + "v" * verbose] if verbose else ["-q"]
+    args = [str(root / name) for name in chosen]
+    args += [f"--report-dir={report_dir}", f"--junitxml={report_dir / 'junit.xml'}", *common]
     for stale in ("report.json", "report.html", "junit.xml"):
         (report_dir / stale).unlink(missing_ok=True)
 
-    code = pytest.main(args)
+    devices = lab.devices_for(target)
+    if jobs > 1 and suite != "server" and len(devices) > 1:
+        from harness.shards import run_shards
+
+        code = run_shards(root, chosen, common, report_dir, [d.driver for d in devices], jobs)
+    else:
+        code = pytest.main(args)
     if code == pytest.ExitCode.USAGE_ERROR:
         _bad("usage", "pytest refused the run's options (see above)")
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:

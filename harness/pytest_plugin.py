@@ -155,6 +155,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--enrollab-network-path", dest="enrollab_network_path", choices=("loopback", "namespaces"),
                     default=None, help="how simulated devices reach the servers (overrides the lab's "
                     "[options] network_path): namespaces = each on a lab network of its own (root; device suite)")
+    group.addoption("--enrollab-devices", dest="enrollab_devices", metavar="I,J,...", default=None,
+                    help="only these devices of the target (0-based positions in the lab file's devices for the "
+                    "target): one shard of `enrollab conformance run --jobs N` (harness.shards)")
     group.addoption("--enrollab-unattended", dest="enrollab_unattended", action="store_true", default=False,
                     help="nobody is at the bench: tests marked operator end 'needs operator' on physical devices "
                     "(also without a controlling terminal)")
@@ -198,6 +201,14 @@ def activate(config: pytest.Config) -> None:
     unattended = bool(config.getoption("enrollab_unattended", False))
     session = ConformanceSession(lab, target=target, lab_file=str(path), report_dir=report_path, command=command_line(),
                                  unattended=unattended)
+    chosen = config.getoption("enrollab_devices", None)
+    if chosen:
+        try:
+            positions = [int(i) for i in str(chosen).split(",")]
+            session.devices = tuple(session.devices[i] for i in positions)
+        except (ValueError, IndexError):
+            raise pytest.UsageError(f"--enrollab-devices {chosen!r}: positions 0-{len(session.devices) - 1} "
+                                    "of the target's devices, comma-separated") from None
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_Conformance(session, unattended=unattended), "enrollab-conformance")
 

@@ -163,3 +163,32 @@ def test_bad_input_exits_2_naming_line_and_field(tmp_path: Path, monkeypatch: py
     assert done.exit_code == 2 and "DES_PASSWORD" in done.stderr
     done = runner.invoke(main, ["conformance", "run", "--target", "robot"])
     assert done.exit_code == 2
+
+
+THREE = "".join(f'[[devices]]\ndriver = "simulated"\nmodel = "{m}"\nfirmware = "{v}"\n\n'
+                for m, v in (("J179", "4.1.11.0.9"), ("K175", "3.0"), ("J139", "4.0.6.0")))
+PICK = "enrollment_request_identifies_the_device or conformance_statement or test_info"
+
+
+def test_jobs_runs_device_shards_in_parallel_into_one_report_equal_to_the_sequential_one(tmp_path: Path) -> None:
+    """`--jobs 3`: the server suite once and the three devices in two shards, merged into one
+    report.json/html and junit.xml with the same tests and outcomes as a run without --jobs."""
+    lab = lab_file(tmp_path, THREE)
+    one = enrollab(tmp_path, "conformance", "run", "--target", "sim", "--lab", str(lab), "-k", PICK,
+                   "--report-dir", "one")
+    many = enrollab(tmp_path, "conformance", "run", "--target", "sim", "--lab", str(lab), "-k", PICK,
+                    "--report-dir", "many", "--jobs", "3")
+    assert one.returncode == 0 and many.returncode == 0, many.stdout + many.stderr
+    assert "3 shards: server suite, 2 device(s), 1 device(s)" in many.stdout
+    sequential, parallel = load_report(tmp_path / "one" / "report.json"), load_report(tmp_path / "many" / "report.json")
+
+    def seen(doc: dict[str, object]) -> set[tuple[object, ...]]:
+        return {(t["suite"], t["name"], t["device"], t["outcome"]) for t in doc["tests"]}  # type: ignore[attr-defined]
+
+    assert seen(parallel) == seen(sequential) and len(seen(parallel)) >= 6
+    assert sorted(d["id"] for d in parallel["devices"]) == sorted(d["id"] for d in sequential["devices"])
+    assert parallel["summary"] == sequential["summary"] and parallel["matrix"] == sequential["matrix"]
+    assert parallel["provenance"]["suites"] == ["server", "device"]
+    cases = ET.parse(tmp_path / "many" / "junit.xml").getroot().iter("testcase")  # noqa: S314
+    assert len(list(cases)) == sequential["summary"]["total"]
+    assert (tmp_path / "many" / "report.html").stat().st_size > 0

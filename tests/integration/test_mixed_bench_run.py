@@ -134,15 +134,16 @@ def _bench_files(bench: Path) -> None:
 
 
 async def _run(topology: LabTopology, lab: Path, report: Path, selection: str | None,
-               timeout: float) -> tuple[int, str, str]:
+               timeout: float, jobs: int = 1) -> tuple[int, str, str]:
     code, out, err = await run_bounded(
         "ip", "netns", "exec", topology.netns, ENROLLAB, "conformance", "run", "--target", "all", "--suite", "device",
         "--lab", str(lab), "--unattended", *(["-k", selection] if selection else []), "--report-dir", str(report),
-        timeout=timeout, stdin=asyncio.subprocess.DEVNULL)
+        "--jobs", str(jobs), timeout=timeout, stdin=asyncio.subprocess.DEVNULL)
     return code, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-async def _bench_run(tmp_path: Path, *, simulated: bool, selection: str | None, timeout: float) -> Any:
+async def _bench_run(tmp_path: Path, *, simulated: bool, selection: str | None, timeout: float,
+                     jobs: int = 1) -> Any:
     """Build the bench (module docstring), run the device suite on it, return what it left."""
     need_netns()
     topology = LabTopology(prefix=f"enrollab-mb{uuid.uuid4().hex[:3]}")
@@ -163,7 +164,7 @@ async def _bench_run(tmp_path: Path, *, simulated: bool, selection: str | None, 
         phone = Phone(host.netns, host.interface, bench, topology.address)
         report = tmp_path / "report"
         async with SipAgent(phone.reboot, netns=host.netns) as agent:
-            code, out, err = await _run(topology, lab, report, selection, timeout)
+            code, out, err = await _run(topology, lab, report, selection, timeout, jobs)
             booted = await asyncio.gather(*phone.boots, return_exceptions=True)
     finally:
         topology.close()
@@ -173,7 +174,8 @@ async def _bench_run(tmp_path: Path, *, simulated: bool, selection: str | None, 
 
 async def test_a_mixed_bench_run_reports_three_devices_with_the_physical_phones_evidence(tmp_path: Path) -> None:
     code, out, err, booted, agent, report, phone_ip = await _bench_run(tmp_path, simulated=True, selection=TESTS,
-                                                                       timeout=840)
+                                                                       timeout=840, jobs=3)
+    assert "3 shards: 1 device(s), 1 device(s), 1 device(s)" in out, out[-2000:]  # the bench beside two sims
     doc = json.loads((report / "report.json").read_text())
     tests: list[dict[str, Any]] = doc["tests"]
     physical = next(d["id"] for d in doc["devices"] if d["driver"] == "physical")

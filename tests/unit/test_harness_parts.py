@@ -181,3 +181,13 @@ def test_evidence_becomes_json() -> None:
     assert jsonable({"b": b"text", "raw": b"\xff\x00", 3: (1, 2.5, float("nan")), "o": OutcomeResult.PROVISIONED}) == {
         "b": "text", "raw": "base64:/wA=", "3": [1, 2.5, "nan"], "o": "provisioned"
     }
+
+
+def test_shards_keep_physical_phones_together_and_deal_simulated_ones_round_robin() -> None:
+    from harness.shards import plan_shards
+
+    drivers = ["simulated", "physical", "simulated", "physical", "simulated"]
+    assert plan_shards(drivers, 3) == [[1, 3], [0, 4], [2]]  # the bench's phones one after another
+    assert plan_shards(drivers, 1) == [[1, 3], [0, 2, 4]]  # at least one simulated shard beside it
+    assert plan_shards(["simulated"] * 3, 8) == [[0], [1], [2]]  # never an empty shard
+    assert plan_shards(["physical", "physical"], 4) == [[0, 1]]

@@ -1,0 +1,152 @@
+"""Devices in parallel: `enrollab conformance run --jobs N` splits the lab's devices into shards,
+runs each shard as its own pytest process (`--enrollab-devices`), and merges their records into
+one report (report.json, report.html, junit.xml), device by device.
+
+Decisions:
+- Physical phones form one shard and run one after another: they share the bench's scripted
+  enrollment server port (`[bench] des_port`); a bounded number of them at once needs one
+  scripted server dispatching by MAC (not yet). Simulated devices are dealt round-robin over the
+  other shards, so N jobs run N-1 simulated shards beside the bench (N when there is none).
+- The server suite does not depend on a device: it runs once, in a shard of its own.
+- Each shard has its own embedded enrollment server (a process each); a lab naming a remote
+  server shares it. The merged record keeps the first shard's provenance (same lab, seed,
+  command) with the suites of all, and recomputes summary, matrix and rule tallies from the
+  tests; junit.xml holds one <testsuite> per shard; the bench shard's capture moves to
+  `<report-dir>/network/` as without shards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.report import aggregate_matrix, rule_coverage, summarize
+
+__all__ = ["merge_junit", "merge_reports", "plan_shards", "run_shards"]
+
+USAGE, NO_TESTS = 4, 5  # pytest.ExitCode
+
+
+def plan_shards(drivers: Sequence[str], jobs: int) -> list[list[int]]:
+    """Positions of the devices (by their driver) per shard (module docstring): at most `jobs`, and
+    never fewer than the bench shard plus one."""
+    physical = [i for i, d in enumerate(drivers) if d != "simulated"]
+    simulated = [i for i, d in enumerate(drivers) if d == "simulated"]
+    slots = max(1, jobs - (1 if physical else 0))
+    shards: list[list[int]] = [[] for _ in range(min(slots, len(simulated)))]
+    for n, position in enumerate(simulated):
+        shards[n % len(shards)].append(position)
+    return ([physical] if physical else []) + shards
+
+
+def merge_reports(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One record of the shards' records (module docstring)."""
+    if not docs:
+        raise ValueError("no shard left a report")
+    first = docs[0]
+    devices: dict[str, Any] = {}
+    features: dict[str, Any] = {}
+    tests: list[Any] = []
+    suites: list[str] = []
+    for doc in docs:
+        for device in doc["devices"]:
+            devices.setdefault(device["id"], device)
+        for feature in doc["features"]:
+            features.setdefault(feature["id"], feature)
+        tests.extend(doc["tests"])
+        suites.extend(s for s in doc["provenance"].get("suites", ()) if s not in suites)
+    merged = dict(first)
+    merged["features"] = list(features.values())
+    merged["provenance"] = {**first["provenance"], "suites": suites}
+    merged["devices"] = list(devices.values())
+    merged["tests"] = tests
+    merged["summary"] = summarize(tests)
+    merged["matrix"] = aggregate_matrix(tests, merged["devices"], merged["features"])
+    merged["rules"] = rule_coverage(tests)
+    unobservable = {u["rule"]: u for d in docs for u in d.get("unobservable_rules", ())}
+    if "unobservable_rules" in first or unobservable:
+        merged["unobservable_rules"] = list(unobservable.values())
+    return merged
+
+
+def merge_junit(paths: Sequence[Path], out: Path) -> None:
+    """One junit.xml with every shard's <testsuite> (a missing or unreadable one is left out)."""
+    root = ET.Element("testsuites")
+    for path in paths:
+        try:
+            tree = ET.parse(path)  # noqa: S314 - the file a shard's pytest just wrote
+        except (OSError, ET.ParseError):
+            continue
+        top = tree.getroot()
+        for suite in ([top] if top.tag == "testsuite" else list(top.iter("testsuite"))):
+            root.append(suite)
+    ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
+
+
+def run_shards(root: Path, suites: Sequence[str], common: Sequence[str], report_dir: Path,
+               drivers: Sequence[str], jobs: int) -> int:
+    """Run the shards as pytest processes at once, each into `report_dir/shards/<n>/` (its output in
+    `pytest.log` there), then write the merged report into `report_dir`. A pytest-like exit code:
+    4 when any shard refused its options, 5 when no shard collected a test, else the worst."""
+    from harness.report import ReportError, load_report, write_report
+
+    plans: list[tuple[list[str], list[int] | None]] = []
+    if "server" in suites:
+        plans.append((["server"], None))
+    if "device" in suites:  # the server suite's shard counts toward the N jobs
+        device_jobs = max(1, jobs - len(plans))
+        plans += [(["device"], positions) for positions in plan_shards(drivers, device_jobs)]
+    running = []
+    for n, (names, positions) in enumerate(plans):
+        where = report_dir / "shards" / str(n)
+        where.mkdir(parents=True, exist_ok=True)
+        args = [str(root / name) for name in names] + [f"--report-dir={where}", f"--junitxml={where / 'junit.xml'}",
+                                                        *common]
+        if positions is not None:
+            args.append("--enrollab-devices=" + ",".join(map(str, positions)))
+        log = (where / "pytest.log").open("w")
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and suites
+            [sys.executable, "-m", "pytest", *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        running.append((n, positions, where, log, process))
+    print(f"{len(running)} shards: " + ", ".join("server suite" if p is None else f"{len(p)} device(s)"
+                                               for _, p in plans), flush=True)
+    codes: list[int] = []
+    started = time.monotonic()
+    try:
+        for n, positions, where, log, process in running:
+            code = process.wait()
+            log.close()
+            codes.append(code)
+            print(f"shard {n} ({'server suite' if positions is None else f'{len(positions)} device(s)'}) ended "
+                  f"{code} after {time.monotonic() - started:.0f} s: {where / 'pytest.log'}", flush=True)
+    finally:
+        for *_, log, process in running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+    if any(c == USAGE for c in codes):
+        return USAGE
+    if all(c == NO_TESTS for c in codes):
+        return NO_TESTS
+    docs = []
+    for _, _, where, _, _ in running:
+        try:
+            docs.append(load_report(where / "report.json"))
+        except ReportError:
+            continue
+    if not docs:
+        return 1
+    write_report(merge_reports(docs), report_dir)
+    for _, _, where, _, _ in running:  # the bench capture (network/bench.pcap) where a run without shards puts it
+        for item in sorted((where / "network").glob("*")) if (where / "network").is_dir() else ():
+            (report_dir / "network").mkdir(exist_ok=True)
+            shutil.move(str(item), report_dir / "network" / item.name)
+    merge_junit([where / "junit.xml" for _, _, where, _, _ in running], report_dir / "junit.xml")
+    return max((c for c in codes if c != NO_TESTS), default=0)
