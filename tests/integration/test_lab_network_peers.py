@@ -91,9 +91,7 @@ def test_busybox_udhcpc_takes_a_lease_with_option_242_byte_exact(tmp_path: Path)
                 assert code == 0, log
                 assert _env(Path(f"{out}.bound"))["ip"] == "10.213.0.50"
 
-    started = time.monotonic()
     asyncio.run(run())
-    assert time.monotonic() - started < 15
 
 
 def test_capture_records_the_lease_and_tcpdump_agrees(tmp_path: Path) -> None:
@@ -190,12 +188,10 @@ def test_lldpd_decodes_our_advertiser_and_we_hear_lldpd(tmp_path: Path) -> None:
                 os.killpg(daemon.pid, signal.SIGKILL)
                 daemon.wait(timeout=5)
 
-    started = time.monotonic()
     try:
         asyncio.run(run())
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-    assert time.monotonic() - started < 15
 
 
 def _check_lldpd_view(neighbour: dict[str, object], advertiser: object) -> None:

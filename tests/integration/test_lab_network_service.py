@@ -76,9 +76,7 @@ def test_lab_network_leases_to_udhcpc_and_its_capture_is_evidence(tmp_path: Path
             assert ("dhcp", "ack") in [(e["source"], e["event"]) for e in net.events]
             return entries
 
-    started = time.monotonic()
     entries = asyncio.run(run())
-    assert time.monotonic() - started < 20
 
     acks = [e for e in entries if e["proto"] == "dhcp" and e["detail"]["message_type"] == "DHCPACK"]
     assert len(acks) == 1 and acks[0]["detail"]["option_242"] == OPTION_242
@@ -225,7 +223,6 @@ def test_the_command_serves_until_sigint(tmp_path: Path, as_json: bool, sig: int
     busybox = need_tool("busybox", package="busybox")
     tcpdump = need_tool("tcpdump", package="tcpdump")
     pcap = tmp_path / "out" / "network.pcap"
-    started = time.monotonic()
     with lab_topology("enrollab-k") as lab:
         phone = lab.add_host("p1", mac=PHONE_MAC)
         command = _Command("--netns", lab.netns, "--interface", "br0", "--lab", str(_lab_file(tmp_path, lab.address)),
@@ -260,7 +257,6 @@ def test_the_command_serves_until_sigint(tmp_path: Path, as_json: bool, sig: int
         assert last.startswith("stopped: 2 DHCP replies, 1 leases") and str(pcap) in last
     done = subprocess.run([tcpdump, "-r", str(pcap), "-nn"], capture_output=True, text=True, timeout=10)  # noqa: S603
     assert done.returncode == 0 and "BOOTP/DHCP" in done.stdout, done.stderr
-    assert time.monotonic() - started < 20
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
