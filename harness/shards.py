@@ -30,8 +30,6 @@ from harness.report import aggregate_matrix, rule_coverage, summarize
 
 __all__ = ["merge_junit", "merge_reports", "plan_shards", "run_shards"]
 
-USAGE, NO_TESTS = 4, 5  # pytest.ExitCode
-
 
 def plan_shards(drivers: Sequence[str], jobs: int) -> list[list[int]]:
     """Positions of the devices (by their driver) per shard (module docstring): at most `jobs`, and
@@ -94,6 +92,8 @@ def run_shards(root: Path, suites: Sequence[str], common: Sequence[str], report_
     """Run the shards as pytest processes at once, each into `report_dir/shards/<n>/` (its output in
     `pytest.log` there), then write the merged report into `report_dir`. A pytest-like exit code:
     4 when any shard refused its options, 5 when no shard collected a test, else the worst."""
+    from pytest import ExitCode
+
     from harness.report import ReportError, load_report, write_report
 
     plans: list[tuple[list[str], list[int] | None]] = []
@@ -131,10 +131,10 @@ def run_shards(root: Path, suites: Sequence[str], common: Sequence[str], report_
                 process.kill()
                 process.wait()
             log.close()
-    if any(c == USAGE for c in codes):
-        return USAGE
-    if all(c == NO_TESTS for c in codes):
-        return NO_TESTS
+    if any(c == ExitCode.USAGE_ERROR for c in codes):
+        return ExitCode.USAGE_ERROR
+    if all(c == ExitCode.NO_TESTS_COLLECTED for c in codes):
+        return ExitCode.NO_TESTS_COLLECTED
     docs = []
     for _, _, where, _, _ in running:
         try:
@@ -149,4 +149,4 @@ def run_shards(root: Path, suites: Sequence[str], common: Sequence[str], report_
             (report_dir / "network").mkdir(exist_ok=True)
             shutil.move(str(item), report_dir / "network" / item.name)
     merge_junit([where / "junit.xml" for _, _, where, _, _ in running], report_dir / "junit.xml")
-    return max((c for c in codes if c != NO_TESTS), default=0)
+    return max((c for c in codes if c != ExitCode.NO_TESTS_COLLECTED), default=0)

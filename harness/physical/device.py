@@ -37,12 +37,12 @@ from fixtures.features import FeatureMatrix
 from harness.errors import HarnessError, NeedsOperator
 from harness.fileserver import FileServer
 from harness.lab import DeviceSpec
+from harness.lab_network.dhcp_responder import mac_text
 from harness.observers import AuditLogObserver, AuditMark, FileServerObserver, enrollment_result
 from harness.physical.bench_spec import BenchSpec
 from harness.physical.operator import ask_operator, has_terminal
 from harness.physical.reboot import reboot
 from simulators.admin_client import AdminClient
-from simulators.capabilities import Capabilities
 from simulators.clock import iso
 from simulators.identity import canonical_mac
 from simulators.phone import Outcome, OutcomeResult, User
@@ -135,11 +135,6 @@ class Seen:
         return None
 
 
-def _colon_mac(mac: str) -> str:
-    digits = canonical_mac(mac).lower()
-    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
-
-
 def _as_offer(layer: Any) -> tuple[str | None, str | None]:
     """(option 242 text, LLDP file server) of a test's network layer: a
     `simulators.network.StaticNetwork`, or one with `params` (option 242 already parsed)."""
@@ -156,12 +151,11 @@ class PhysicalDevice:
 
     driver = "physical"
 
-    def __init__(self, spec: DeviceSpec, bench: Bench | None = None, *, capabilities: Capabilities | None = None):
+    def __init__(self, spec: DeviceSpec, bench: Bench | None = None):
         from harness.dut import DeviceIdentity
 
         self.spec = spec
         self.bench = bench or Bench()
-        self.capabilities = capabilities or Capabilities.load()
         self._identity = DeviceIdentity(spec.model, spec.firmware, spec.mac, spec.serial)
         self._events: list[dict[str, Any]] = []
         self.reported: tuple[str, str] | None = None  # (model, firmware) the phone last reported
@@ -386,7 +380,7 @@ class PhysicalDevice:
                    if not h.ok]
         des_requests, des_files, downloads = self._des_seen(des)
         dhcp = self._dhcp()
-        mac = _colon_mac(self.spec.mac)
+        mac = mac_text(self.spec.mac)  # the responder's notation
         leases = [e for e in dhcp.events[self._lease_mark:] if e.get("event") == "ack" and e.get("mac") == mac] \
             if dhcp is not None else []
         return Seen(entries, fetched, des_requests, des_files, downloads, refused, leases)
