@@ -18,7 +18,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import aiohttp
 import click
@@ -27,18 +27,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.admin_cli import admin_options, credential_options, fail, refused, server_option
 from server.domain import order_envelope
 from server.domain.errors import DomainError
 from simulators.admin_client import AdminClient, AdminError
 
 console = Console(stderr=True)
-
-
-def _fail(error: str, detail: str, lines: list[str] | None = None) -> NoReturn:
-    console.print(f"[red]error[/] {escape(error)}: {escape(detail)}", soft_wrap=True)
-    for line in lines or []:
-        console.print(f"  {escape(line)}", soft_wrap=True)
-    sys.exit(2)
 
 
 @dataclass
@@ -61,12 +55,12 @@ class Caller:
 
 def _caller(server: str, token: str | None, order_system: int | None, login: str, password: str | None) -> Caller:
     if not server.startswith(("http://", "https://")):
-        _fail("invalid-server-url", f"--server {server!r} is not an http(s) URL of an admin API")
+        fail("invalid-server-url", f"--server {server!r} is not an http(s) URL of an admin API")
     if not token:
         if password is None:
-            _fail("credentials-required", "give --token (or ENROLLAB_ORDER_TOKEN), or admin credentials")
+            fail("credentials-required", "give --token (or ENROLLAB_ORDER_TOKEN), or admin credentials")
         if order_system is None:
-            _fail("order-system-required", "an administrator names the order system: --order-system ID")
+            fail("order-system-required", "an administrator names the order system: --order-system ID")
     return Caller(server, token, order_system, login, password)
 
 
@@ -76,24 +70,16 @@ def _key(path: Path | None) -> str | None:
     try:
         return order_envelope.check_key(path.read_text(encoding="ascii"))
     except OSError as exc:
-        _fail("cannot-read", f"cannot read the key file {path}: {exc.strerror or exc}")
+        fail("cannot-read", f"cannot read the key file {path}: {exc.strerror or exc}")
     except UnicodeDecodeError:
-        _fail("invalid-key", f"{path} does not hold a key (32 bytes in url-safe base64)")
+        fail("invalid-key", f"{path} does not hold a key (32 bytes in url-safe base64)")
     except DomainError as err:
-        _fail(err.error, f"{path}: {err.detail}")
-
-
-def _refused(exc: AdminError, answer: Any = None) -> NoReturn:
-    lines = []
-    if isinstance(answer, dict):
-        for e in answer.get("errors", [])[:20]:
-            lines.append(f"{e.get('pointer') or '/'}: {e.get('message')}")
-    _fail(exc.error, exc.detail, lines)
+        fail(err.error, f"{path}: {err.detail}")
 
 
 def _server_options(fn: Any) -> Any:
     options = [
-        click.option("--server", envvar="ENROLLAB_SERVER", required=True, help="Admin API URL (or ENROLLAB_SERVER)."),
+        server_option,
         click.option(
             "--token",
             envvar="ENROLLAB_ORDER_TOKEN",
@@ -101,10 +87,7 @@ def _server_options(fn: Any) -> Any:
             help="The order system's API token (or ENROLLAB_ORDER_TOKEN).",
         ),
         click.option("--order-system", type=int, default=None, help="With admin credentials: the order system's id."),
-        click.option("--admin-login", envvar="ENROLLAB_ADMIN_LOGIN", default="admin", show_default=True),
-        click.option(
-            "--admin-password", envvar="ENROLLAB_ADMIN_PASSWORD", default=None, help="Or ENROLLAB_ADMIN_PASSWORD."
-        ),
+        credential_options,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -121,9 +104,7 @@ def orders() -> None:
 @click.option("--account", "account_id", default=None, help="The seller account (default: the administrator's).")
 @click.option("--plain", is_flag=True, help="No key: batches and responses travel in plain JSON.")
 @click.option("--key-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the key here.")
-@click.option("--server", envvar="ENROLLAB_SERVER", required=True, help="Admin API URL (or ENROLLAB_SERVER).")
-@click.option("--admin-login", envvar="ENROLLAB_ADMIN_LOGIN", default="admin", show_default=True)
-@click.option("--admin-password", envvar="ENROLLAB_ADMIN_PASSWORD", default=None, help="Or ENROLLAB_ADMIN_PASSWORD.")
+@admin_options
 def register(
     name: str,
     account_id: str | None,
@@ -137,7 +118,7 @@ def register(
     and API token on stdout (shown once); its key goes to --key-out (mode 600)."""
     caller = _caller(server, None, 0, admin_login, admin_password)
     if not plain and key_out is None:
-        _fail("key-out-required", "an encrypted order system's key is shown once: give --key-out FILE (or --plain)")
+        fail("key-out-required", "an encrypted order system's key is shown once: give --key-out FILE (or --plain)")
     body: dict[str, Any] = {"name": name, "encrypted": not plain}
     if account_id:
         body["account_id"] = account_id
@@ -153,7 +134,7 @@ def register(
             key_out.touch(mode=0o600)
             key_out.write_text(created["key"] + "\n", encoding="ascii")
         except OSError as exc:
-            _fail("cannot-write", f"cannot write {key_out}: {exc.strerror or exc}")
+            fail("cannot-write", f"cannot write {key_out}: {exc.strerror or exc}")
     click.echo(json.dumps({"id": created["id"], "token": created["token"], "key_id": created.get("key_id")}))
 
 
@@ -161,9 +142,9 @@ def _call(go: Any) -> Any:
     try:
         return asyncio.run(go())
     except AdminError as exc:
-        _refused(exc, getattr(exc, "answer", None))
+        refused(exc, getattr(exc, "answer", None))
     except aiohttp.ClientError as exc:
-        _fail("server-unreachable", str(exc))
+        fail("server-unreachable", str(exc))
 
 
 async def _post_batch(client: AdminClient, body: bytes, params: dict[str, str] | None) -> Any:
@@ -235,9 +216,9 @@ def submit(
         data = file.read_bytes()
         document = json.loads(data)
     except OSError as exc:
-        _fail("cannot-read", f"cannot read {file}: {exc.strerror or exc}")
+        fail("cannot-read", f"cannot read {file}: {exc.strerror or exc}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        _fail("invalid-json", f"{file} is not a JSON document: {exc}")
+        fail("invalid-json", f"{file} is not a JSON document: {exc}")
     if key is not None and not order_envelope.is_envelope(document):
         data = json.dumps(order_envelope.seal(data, key, "dep-batch")).encode()
 
@@ -304,7 +285,7 @@ def fetch(
         try:
             document = json.loads(order_envelope.open_envelope(document, key))
         except DomainError as err:
-            _fail(err.error, err.detail)
+            fail(err.error, err.detail)
     text = json.dumps(document, indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
@@ -312,5 +293,5 @@ def fetch(
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
-        _fail("cannot-write", f"cannot write {out}: {exc.strerror or exc}")
+        fail("cannot-write", f"cannot write {out}: {exc.strerror or exc}")
     console.print(f"response batch {escape(batch_id)} written to {escape(str(out))}")
