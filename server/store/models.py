@@ -382,4 +382,11 @@ class OrderDevice(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
 
+
+# --- PNP-1 (pre-registration, QR batches, replacement) -------------------------------------
+
+
+# --- FF-1 (slots, direct additions, billing) --------------------------------------------------
+
+
 Index("ix_audit_account_at", AuditLog.account_path, AuditLog.at)
