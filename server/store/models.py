@@ -389,4 +389,51 @@ class OrderDevice(Base):
 # --- FF-1 (slots, direct additions, billing) --------------------------------------------------
 
 
+class ProvisioningSlot(Base):
+    """FF-1 two-step: a place an administrator prepared for one device (named by MAC or serial),
+    filled when that device reports in (`POST /device/v1/enroll`); open while `filled_at` is null (0009)."""
+
+    __tablename__ = "ff_slots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str | None] = mapped_column(String(12), index=True)
+    serial: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    filled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    filled_mac: Mapped[str | None] = mapped_column(String(12))
+
+
+class DirectDevice(Base):
+    """FF-1 direct addition: a device added by its reporting id (the MAC) without reporting in,
+    and its version for optimistic concurrency (`v`); goes with the device (0009)."""
+
+    __tablename__ = "ff_direct_devices"
+    mac: Mapped[str] = mapped_column(ForeignKey("devices.mac", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    added_by: Mapped[str] = mapped_column(String(254))
+    added_via: Mapped[str] = mapped_column(String(16))  # rest | websocket
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class BillingEntry(Base):
+    """FF-1 billing ledger: one row per direct addition, kept when the device (or its account) is
+    deleted — no foreign keys on purpose; `month` is the UTC month of the addition (0009)."""
+
+    __tablename__ = "billing_ledger"
+    __table_args__ = (Index("ix_billing_ledger_account_month", "account_id", "month"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(8))
+    account_path: Mapped[str] = mapped_column(String(400), index=True)
+    month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    mac: Mapped[str] = mapped_column(String(12))
+    kind: Mapped[str] = mapped_column(String(16))
+    via: Mapped[str] = mapped_column(String(16))
+    added_by: Mapped[str] = mapped_column(String(254))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 Index("ix_audit_account_at", AuditLog.account_path, AuditLog.at)
