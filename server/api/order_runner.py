@@ -13,6 +13,10 @@ Decisions:
   its response then answers 409 `batch-interrupted`.
 - The customer is looked up again for every transaction: a customer deleted or disabled while
   the batch runs makes the remaining devices `unknown-customer`, not an error of the batch.
+- NTF-1: the customer's administrators get the Claiming Device and Associating Device emails of
+  the devices a batch enrolled, one of each per transaction (up to `BATCH` devices, naming the
+  first NOTIFY_MACS), written in the same transaction as the devices; "changed by" names the
+  order system. A release (`RE`) sends none, as a disassociation through the API sends none.
 - The job ends COMPLETE when every device succeeded (enrolled, already-enrolled, released) and
   FAIL otherwise; the response batch is available from then on.
 """
@@ -25,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.devices import state_of, write_back
+from server.api.devices.notices import Notices
 from server.api.jobs.recovery import RESUMERS
 from server.api.jobs.runner import lock_job, ours, run_live, start_live
 from server.context import ServerContext
@@ -114,7 +119,9 @@ async def _step(ctx: ServerContext, job_id: int) -> bool:
             )
         )
         rows = {d.mac: d for d in await s.scalars(select(Device).where(Device.mac.in_(macs)).with_for_update())}
-        counts = _apply(s, job_id, pending, rows, parties, seen)
+        notices = Notices()
+        counts = _apply(s, job_id, pending, rows, parties, seen, notices)
+        await notices.queue(s, f"order system {system.name}", ctx.clock())
         summary = dict(job.summary)
         for name, n in counts.items():
             summary[name] = int(summary.get(name, 0)) + n
@@ -130,18 +137,21 @@ def _apply(
     rows: dict[str, Device],
     parties: orders.Parties,
     seen: set[str],
+    notices: Notices,
 ) -> dict[str, int]:
     counts: dict[str, int] = {"done": 0, "succeeded": 0, "failed": 0}
     for od in pending:
         request = orders.BatchDevice(od.position, od.mac, od.serial, od.model, od.request_type)  # type: ignore[arg-type]
         row = rows.get(od.mac)
-        outcome = orders.decide(request, state_of(row) if row else None, parties, od.mac in seen)
+        before = state_of(row) if row else None
+        outcome = orders.decide(request, before, parties, od.mac in seen)
         seen.add(od.mac)
-        if outcome.state is not None and row is not None:
+        if outcome.state is not None and row is not None and before is not None:
             actions = ["disassociate"] if od.request_type == "RE" else ["claim", "associate", "activate"]
             if od.request_type == "EN" and parties.site_id is None:
                 actions = ["claim", "associate"]
             write_back(row, outcome.state, actions)
+            notices.add(before, outcome.state, actions, parties.customer_id)
         od.outcome, od.detail = outcome.outcome, outcome.detail
         counts["done"] += 1
         counts["succeeded" if outcome.succeeded else "failed"] += 1

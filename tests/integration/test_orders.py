@@ -137,6 +137,28 @@ async def test_dep1_a_batch_with_a_site_makes_devices_zero_touch_ready(admin: Ap
         assert shown["site_id"] == site and shown["zero_touch_ready"] is True, shown
 
 
+async def test_dep1_ntf1_the_customer_is_told_of_the_devices_a_batch_enrolled_not_of_returns(
+    admin: ApiClient,
+) -> None:
+    sp, customer, macs = await _seller(admin, 3, "A4D00E")
+    site = await profile_and_site(sp, customer.account_id)
+    token, created = await order_system(sp, encrypted=False)
+    (await submit(token, batch(customer.account_id, [(m, "EN") for m in macs], site_id=site))).ok()
+    assert (await wait_batch(token, "B-1"))["status"] == "COMPLETE"
+
+    claimed = (await customer.get("/notifications/outbox", kind="claiming-device")).ok()
+    associated = (await customer.get("/notifications/outbox", kind="associating-device")).ok()
+    assert claimed["total"] == 1 and associated["total"] == 1, (claimed, associated)
+    for mail in (claimed["items"][0], associated["items"][0]):
+        for mac in macs:
+            assert mac in mail["subject"] + mail["body"], mail
+        assert created["name"] in mail["body"], mail  # changed by: the order system
+    (await submit(token, batch(customer.account_id, [(m, "RE") for m in macs], "B-2"))).ok()
+    assert (await wait_batch(token, "B-2"))["status"] == "COMPLETE"
+    assert (await customer.get("/notifications/outbox", kind="claiming-device")).ok()["total"] == 1
+    assert (await customer.get("/notifications/outbox", kind="associating-device")).ok()["total"] == 1
+
+
 async def test_dep1_per_device_outcomes_unknown_unapproved_held_elsewhere_duplicate_mismatch(
     admin: ApiClient,
 ) -> None:
