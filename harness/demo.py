@@ -1,7 +1,7 @@
 """`enrollab demo`: an embedded server on SQLite and the administrator's end-to-end scenario, step by step.
 
-For now (issue 2) the scenario is the admin half: hierarchy, profile, site, codes, devices, search,
-audit log. Fleets and conformance suites join it in later issues.
+The admin half: hierarchy, profile, site, codes, devices, search, audit log, then one flow of
+each other seed system (harness/demo_seeds.py). `enrollab demo` runs fleets and suites after it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import aiohttp
 from rich.console import Console
 
 import fixtures
+from harness.demo_seeds import order_flow
 from server.runner import SIMULATION_GUESSING, ServeConfig, start
 
 ADMIN_PASSWORD = "Demo-Platform-Pw-1"  # noqa: S105 - a throwaway lab password for the embedded server
@@ -72,6 +73,12 @@ class Session:
         if resp.status not in expected:
             raise DemoFailed(f"step {len(self.steps)} '{title}' answered {resp.status}: {body}")
         return body
+
+    async def call_quiet(self, method: str, path: str, token: str | None = None) -> Any:
+        """A call that is no step of its own (polling): its answer, whatever the status."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.http.request(method, self.base + path, headers=headers) as resp:
+            return await resp.json(content_type=None)
 
 
 async def run_demo(console: Console | None = None, data_dir: Path | None = None) -> list[Step]:
@@ -292,3 +299,4 @@ async def _scenario(s: Session) -> None:
         params={"limit": "5"},
         show=lambda b: f"{b['total']} entries, latest: {b['items'][0]['action']}",
     )
+    await order_flow(s, admin, spt, customer, site)

@@ -12,6 +12,9 @@ What "wholly or not at all" means, per action (checked in the database itself):
   fields;
 - a job reaches COMPLETE or FAIL (with `summary.reason`) after the restart, has one result per
   device, and its counts equal its result rows;
+- order batch (DEP-1): at the kill a device is the customer's exactly when it has its outcome;
+  after the restart the batch goes on where it stopped, each device one outcome and one job
+  result, and the same batch submitted again is the same batch;
 - enrollment burst (EC-3, EC-7): after the restart the code's enrolled count equals the devices
   it claimed onto its site, never exceeds its total, every phone answered `redirect` before
   the kill is among them, and the rest of the burst fills the code up to its total exactly.
@@ -546,3 +549,86 @@ async def test_kill_9_in_the_middle_of_an_enrollment_burst(server: Server, datab
     )
     await admin.close()
     await customer.close()
+
+
+# --- an order batch (DEP-1) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("round_", rounds())
+async def test_kill_9_in_the_middle_of_an_order_batch(server: Server, database: Database, round_: int) -> None:
+    """DEP-1 "never half a device": a batch killed while it is processed is taken over after the
+    restart and goes on where it stopped; each device has one outcome, one job result, and is
+    claimed by the customer exactly when its outcome says enrolled. Submitting the batch again
+    after the restart is the same batch (idempotent batch id)."""
+    import jsonschema
+
+    from server.domain import orders as order_rules
+
+    began = time.monotonic()
+    db, n = database, DEVICES // 2 if round_ else DEVICES_FAST  # a batch holds at most 10,000 devices
+    admin = await admin_of(server)
+    sp = await admin.new_account("service_provider")
+    customer = await sp.new_account("customer")
+    (await admin.post("/devices/import", data=import_file(n), content_type="application/json")).ok()
+    macs = [f"A4C0{i:08X}" for i in range(n)]
+    (await admin.post("/devices/approve", {"macs": macs})).ok()
+    system = (await sp.post("/order-systems", {"name": "crash orders", "encrypted": False})).ok()
+    token = ApiClient(server.admin_url, token=system["token"])
+    document = {
+        "version": 1,
+        "batch_id": f"CRASH-{round_}",
+        "order_id": "SO-CRASH",
+        "customer_account": customer.account_id,
+        "devices": [
+            {"mac": mac, "serial": f"CRASH{i:07d}", "model": "J179", "request_type": "EN"} for i, mac in enumerate(macs)
+        ],
+    }
+    body = json.dumps(document).encode()
+    submitted = (await token.call("POST", "/orders/batches", data=body, content_type="application/json")).ok()
+    batch_id = submitted["batch_id"]
+
+    async def processing() -> bool:
+        state = (await token.get(f"/orders/batches/{batch_id}")).ok()
+        return state["status"] != "IN PROGRESS" or state["processed"] > 0
+
+    await wait_for("the batch to make progress", processing, FINAL_DEADLINE)
+    before = (await token.get(f"/orders/batches/{batch_id}")).ok()
+    server.kill()
+    # At the kill, in the database: a device is the customer's exactly when it has its outcome.
+    cut_outcomes = dict(await db.rows("SELECT mac, outcome FROM order_devices"))
+    cut_owners = dict(await db.rows("SELECT mac, owner_id FROM devices"))
+    for mac in macs:
+        assert (cut_owners[mac] == customer.account_id) == (cut_outcomes[mac] == "enrolled"), (mac, cut_outcomes[mac])
+    at_kill = sum(o is not None for o in cut_outcomes.values())
+    server.start()
+    for client in (admin, sp, customer, token):
+        await client.close()
+    token = ApiClient(server.admin_url, token=system["token"])
+    again = (await token.call("POST", "/orders/batches", data=body, content_type="application/json")).ok()
+    assert again["batch_id"] == batch_id and again["replayed"] is True, again
+
+    async def ended() -> bool:
+        return (await token.get(f"/orders/batches/{batch_id}")).ok()["status"] != "IN PROGRESS"
+
+    await wait_for(f"batch {batch_id} to end", ended, FINAL_DEADLINE)
+    state = (await token.get(f"/orders/batches/{batch_id}")).ok()
+    assert state["status"] == "COMPLETE" and state["outcomes"] == {"enrolled": n}, state
+    answered = (await token.get(f"/orders/batches/{batch_id}/response")).ok()
+    jsonschema.validate(answered, order_rules.schema("dep-response"))
+    assert [d["outcome"] for d in answered["devices"]] == ["enrolled"] * n
+    outcomes = dict(await db.rows("SELECT mac, outcome FROM order_devices"))
+    results = await db.rows("SELECT subject, status FROM job_results WHERE job_id = ?", state["job_id"])
+    assert len(results) == n and len(dict(results)) == n, "a device with two results or none"
+    owners = dict(await db.rows("SELECT mac, owner_id FROM devices"))
+    assert all(owners[mac] == customer.account_id and outcomes[mac] == "enrolled" for mac in macs)
+    jobs = await db.rows("SELECT summary FROM jobs WHERE id = ?", state["job_id"])
+    summary = json.loads(jobs[0][0]) if isinstance(jobs[0][0], str) else jobs[0][0]
+    assert summary["done"] == n and summary["succeeded"] == n
+    cut = before["status"] == "IN PROGRESS"
+    assert int(summary.get("resumed", 0)) == (1 if cut else 0), summary
+    print(
+        f"\nround {round_}: {time.monotonic() - began:.1f} s, batch of {n} killed at {at_kill} "
+        f"devices with outcomes ({'mid-batch' if cut else 'after it ended'}), server starts: "
+        f"{[round(s, 1) for s in server.starts]} s"
+    )
+    await token.close()

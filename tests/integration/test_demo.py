@@ -16,3 +16,6 @@ async def test_demo_walks_every_step(tmp_path) -> None:  # type: ignore[no-untyp
     search = next(s for s in steps if s.title.startswith("search"))
     assert search.summary.startswith("1 found")
     assert "s3cret" not in console.export_text()
+    # DEP-1: the order batch enrolled the three phones, read from the decrypted response.
+    answered = next(s for s in steps if "response batch" in s.title)
+    assert answered.summary.count("enrolled") == 3, answered.summary
