@@ -32,6 +32,10 @@ MODULES = (
     "server.api.trust",
     "server.api.order_systems",  # DEP-1
     "server.api.orders",
+    "server.api.slots",  # FF-1
+    "server.api.direct_add",
+    "server.api.merge_provider",
+    "server.api.billing",
     "server.api.published_schemas",
 )
 

@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 
 from fixtures.features import FeatureMatrix
 from server.api.platform import guessing_policy, lockout_policy
+from server.api.slots_hook import fill_slot_on_report_in
 from server.device.request import (
     Peer,
     client_host,
@@ -167,6 +168,7 @@ async def enroll(request: web.Request) -> web.Response:
                 429,
                 **{"Retry-After": str(wait)},
             )
+    await fill_slot_on_report_in(ctx, facts_request, certificate)  # FF-1 two-step: a slot prepared for it
     decision = await decide_and_apply(request, facts_request, certificate)
     if decision is not None and decision.result == "code_invalid":
         gate.failed(host, ctx.clock())

@@ -88,6 +88,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "orders.systems": frozenset({PLATFORM, SP, RESELLER}),
     "orders.submit": frozenset({PLATFORM, SP, RESELLER, ORDER_SYSTEM}),
     "orders.read": frozenset({PLATFORM, SP, RESELLER, ORDER_SYSTEM}),
+    # FF-1 two-step slots and direct additions: the accounts that hold devices (and the platform,
+    # for any of them); billing reports: the platform for all, an account for its subtree (ACC-7)
+    "fleet.slots": _PARTNERS | {PLATFORM},
+    "fleet.direct_add": _PARTNERS | {PLATFORM},
+    "billing.read": _PARTNERS | {PLATFORM},
 }
 
 
