@@ -386,6 +386,73 @@ class OrderDevice(Base):
 # --- PNP-1 (pre-registration, QR batches, replacement) -------------------------------------
 
 
+class PnpRegistration(Base):
+    """PNP-1: a device's onboarding data registered before the device is at hand (0008): where it
+    goes (account, site). `pending` until the device is imported and approved, then `ready`."""
+
+    __tablename__ = "pnp_registrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mac: Mapped[str] = mapped_column(String(12), unique=True)
+    serial: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    registrant_id: Mapped[str] = mapped_column(String(8))  # the account that registered it (ACC-7)
+    registered_by: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | ready
+    detail: Mapped[str | None] = mapped_column(Text)  # why it is still pending
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class QrBatch(Base):
+    """PNP-1: a batch of QR onboarding codes, monitored by its batch number (0008)."""
+
+    __tablename__ = "qr_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[str] = mapped_column(String(254))
+    target_account_id: Mapped[str | None] = mapped_column(String(8), index=True)
+    target_site_id: Mapped[int | None] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class QrCode(Base):
+    """PNP-1: one device's one-time claim token (its SHA-256 only) in a QR batch (0008)."""
+
+    __tablename__ = "qr_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_pk: Mapped[int] = mapped_column(ForeignKey("qr_batches.id", ondelete="CASCADE"), index=True)
+    mac: Mapped[str] = mapped_column(String(12), index=True)
+    serial: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scanned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    scanned_by: Mapped[str | None] = mapped_column(String(254))
+    account_id: Mapped[str | None] = mapped_column(String(8))  # where the scan onboarded the device
+    site_id: Mapped[int | None] = mapped_column(Integer)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # another code of the MAC was used
+
+
+class PnpEvent(Base):
+    """PNP-1: a device's placement history — pre-registered, onboarded by QR, reprovisioned,
+    replaced (`other_mac`: the device on the other side of a replacement) (0008)."""
+
+    __tablename__ = "pnp_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str] = mapped_column(String(12), index=True)
+    other_mac: Mapped[str | None] = mapped_column(String(12), index=True)
+    from_account: Mapped[str | None] = mapped_column(String(8))
+    from_site: Mapped[int | None] = mapped_column(Integer)
+    to_account: Mapped[str | None] = mapped_column(String(8))
+    to_site: Mapped[int | None] = mapped_column(Integer)
+    by_login: Mapped[str] = mapped_column(String(254))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+
 # --- FF-1 (slots, direct additions, billing) --------------------------------------------------
 
 

@@ -1,0 +1,250 @@
+"""Admin API, PNP-1 pre-registration: a device's onboarding data (MAC, serial, model; the target
+account and site) registered before the device is at hand, so it enrolls on first contact.
+
+Decisions (docs/pnp.md):
+- One call registers up to MAX_DEVICES devices for one account and site, as a job (kind
+  `pnp-registration`, run in the request, one result per device). Per device: `ready` (an
+  imported, approved device with this MAC and serial: claimed, associated with the site and
+  activated now), `already-placed`, `pending` (not imported or not approved yet: kept, placed by
+  a later `POST /pnp/registrations/apply`), or refused (`serial-mismatch`, `held-elsewhere`,
+  `invalid` for a MAC named twice) — a refused device writes nothing of its own.
+- Whole-call refusals (body, account or site out of scope, site without a profile) write nothing.
+- Registering a MAC again replaces its pending registration (the last word on where it goes);
+  a placed device's registration is kept as it was (`ready`), and the device's place changes only
+  through reprovisioning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from server.api.devices import state_of
+from server.api.devices.visibility import normalize_macs
+from server.api.pnp_common import ACCOUNT_ID, MAC, MODEL, SERIAL, SITE_ID, event, store_state, target
+from server.api.routing import Api, Req
+from server.api.scope import subtree_clause
+from server.domain import pnp
+from server.domain.errors import DomainError, invalid
+from server.domain.identity import normalize_mac
+from server.store.models import Account, Device, Job, JobResult, PnpRegistration, Site
+
+api = Api()
+MAX_DEVICES = 5000
+
+REGISTER = {
+    "type": "object",
+    "required": ["site_id", "devices"],
+    "additionalProperties": False,
+    "properties": {
+        "account_id": ACCOUNT_ID,
+        "site_id": SITE_ID,
+        "devices": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_DEVICES,
+            "items": {
+                "type": "object",
+                "required": ["mac", "serial"],
+                "additionalProperties": False,
+                "properties": {"mac": MAC, "serial": {**SERIAL, "writeOnly": True}, "model": MODEL},
+            },
+        },
+    },
+}
+APPLY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"macs": {"type": "array", "items": MAC, "minItems": 1, "maxItems": MAX_DEVICES}},
+}
+
+
+def registration_json(r: PnpRegistration) -> dict[str, Any]:
+    return {
+        "mac": r.mac,
+        "model": r.model,
+        "account_id": r.account_id,
+        "site_id": r.site_id,
+        "status": r.status,
+        "detail": r.detail,
+        "registered_by": r.registered_by,
+        "created_at": r.created_at,
+        "applied_at": r.applied_at,
+    }
+
+
+async def _apply_one(req: Req, reg: PnpRegistration, device: Device | None, t: pnp.Target) -> tuple[str, str | None]:
+    """Place one registered device now when it can be; the outcome and its detail."""
+    state = state_of(device) if device is not None else None
+    outcome, detail = pnp.register_outcome(state, reg.serial, t)
+    if outcome == "ready" and device is not None and state is not None:
+        after = pnp.place(state, t)
+        store_state(device, after)
+        event(req, "preregistered", device.mac, state, after)
+    if outcome in pnp.PLACED:
+        reg.status, reg.detail, reg.applied_at = "ready", None, req.now
+    elif outcome == "pending":
+        reg.status, reg.detail = "pending", detail
+    return outcome, detail
+
+
+@api.route(
+    "POST",
+    "/pnp/registrations",
+    summary="Pre-register devices' onboarding data for an account's site (PNP-1): placed now when imported "
+    "and approved, else pending; a job with one result per device",
+    action="devices.associate_site",
+    process="DEVICE",
+    body=REGISTER,
+    tag="pnp",
+    responses={
+        "404": {"description": "account-not-found, site-not-found (out of your hierarchy answers the same)"},
+        "422": {"description": "invalid-body, invalid-mac, no-profile"},
+    },
+)
+async def register_devices(req: Req) -> Any:
+    devices = req.body["devices"]
+    macs = [normalize_mac(d["mac"]) for d in devices]  # one malformed MAC refuses the call
+    t = await target(req, req.body.get("account_id"), req.body["site_id"])
+    if not t.site_has_profile:
+        raise invalid("no-profile", "The site has no profile: its devices could not enroll (PRF-4).", t.site_id)
+    found = {d.mac: d for d in await req.session.scalars(select(Device).where(Device.mac.in_(macs)).with_for_update())}
+    known = {r.mac: r for r in await req.session.scalars(select(PnpRegistration).where(PnpRegistration.mac.in_(macs)))}
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for item, mac in zip(devices, macs, strict=True):
+        if mac in seen:
+            results.append(
+                {"mac": mac, "outcome": "invalid", "detail": "duplicate-in-request: this MAC is named twice"}
+            )
+            continue
+        seen.add(mac)
+        device = found.get(mac)
+        reg = known.get(mac)
+        if reg is not None and reg.status == "ready" and device is not None and device.owner_id is not None:
+            results.append({"mac": mac, "outcome": "already-placed", "detail": "registered and placed before"})
+            continue
+        state = state_of(device) if device is not None else None
+        outcome, detail = pnp.register_outcome(state, item["serial"], t)
+        if outcome not in (*pnp.PLACED, "pending"):
+            results.append({"mac": mac, "outcome": outcome, "detail": detail})
+            continue
+        if reg is None:
+            reg = PnpRegistration(mac=mac, created_at=req.now)
+            req.session.add(reg)
+        reg.serial, reg.model = item["serial"], item.get("model") or (device.model if device else None)
+        reg.account_id, reg.site_id = t.account_id, t.site_id
+        reg.registrant_id, reg.registered_by = req.actor.acting_id, req.actor.login
+        outcome, detail = await _apply_one(req, reg, device, t)
+        results.append({"mac": mac, "outcome": outcome, "detail": detail})
+    job = await _job(req, "pnp registration", results, {"account_id": t.account_id, "site_id": t.site_id})
+    summary = job.summary
+    req.audit_account = t.account_id
+    req.audit_message = (
+        f"pre-registered {len(results)} devices for {pnp.place_words(t.account_id, t.site_id)}: "
+        f"{summary['ready']} placed, {summary['pending']} pending, {summary['failed']} refused, job {job.id}"
+    )
+    return {"job_id": job.id, "status": job.status, "summary": summary, "results": results}
+
+
+async def _job(req: Req, name: str, results: list[dict[str, Any]], params: dict[str, Any]) -> Job:
+    """The registration as a job (DEV-10): COMPLETE when no device was refused."""
+    counts = {"total": len(results), "ready": 0, "pending": 0, "failed": 0}
+    for r in results:
+        key = "ready" if r["outcome"] in pnp.PLACED else "pending" if r["outcome"] == "pending" else "failed"
+        counts[key] += 1
+    now = req.now
+    job = Job(
+        account_id=req.actor.acting_id,
+        created_by=req.actor.login,
+        name=name[:128],
+        kind="pnp-registration",
+        actions=["pre-register"],
+        params=params,
+        status="FAIL" if counts["failed"] else "COMPLETE",
+        summary=counts,
+        created_at=now,
+        finished_at=now,
+    )
+    req.session.add(job)
+    await req.session.flush()
+    req.session.add_all(
+        JobResult(
+            job_id=job.id,
+            subject=r["mac"],
+            status="FAIL" if r["outcome"] not in (*pnp.PLACED, "pending") else "SUCCESS",
+            reason=r["outcome"],
+            detail=r["detail"],
+        )
+        for r in results
+    )
+    return job
+
+
+def _in_scope(req: Req) -> Any:
+    """ACC-7: registrations made by an account of the actor's subtree, or for one."""
+    registrant = select(Account.id).where(subtree_clause(req.actor, Account.path))
+    return PnpRegistration.registrant_id.in_(registrant) | PnpRegistration.account_id.in_(registrant)
+
+
+@api.route(
+    "GET",
+    "/pnp/registrations",
+    summary="Pre-registrations of your hierarchy (PNP-1); ?status=pending|ready",
+    action="devices.read",
+    process="DEVICE",
+    tag="pnp",
+    query=(("status", "pending or ready"),),
+)
+async def list_registrations(req: Req) -> Any:
+    limit, offset = req.page()
+    stmt = select(PnpRegistration).where(_in_scope(req))
+    status = req.query("status")
+    if status is not None:
+        if status not in ("pending", "ready"):
+            raise invalid("invalid-status", "status is pending or ready", status[:20])
+        stmt = stmt.where(PnpRegistration.status == status)
+    rows = list(await req.session.scalars(stmt.order_by(PnpRegistration.id)))
+    return {"items": [registration_json(r) for r in rows[offset : offset + limit]], "total": len(rows)}
+
+
+@api.route(
+    "POST",
+    "/pnp/registrations/apply",
+    summary="Place the pending pre-registered devices that are imported and approved by now (PNP-1)",
+    action="devices.associate_site",
+    process="DEVICE",
+    body=APPLY,
+    tag="pnp",
+)
+async def apply_registrations(req: Req) -> Any:
+    stmt = select(PnpRegistration).where(_in_scope(req), PnpRegistration.status == "pending")
+    if "macs" in req.body:
+        stmt = stmt.where(PnpRegistration.mac.in_(normalize_macs(req.body["macs"])))
+    pending = list(await req.session.scalars(stmt.order_by(PnpRegistration.id).with_for_update()))
+    found = {
+        d.mac: d
+        for d in await req.session.scalars(
+            select(Device).where(Device.mac.in_([r.mac for r in pending])).with_for_update()
+        )
+    }
+    results = []
+    for reg in pending:
+        site = await req.session.get(Site, reg.site_id)
+        t = pnp.Target(
+            actor_account_id=reg.registrant_id,
+            account_id=reg.account_id,
+            account_is_child=reg.account_id != reg.registrant_id,
+            site_id=reg.site_id,
+            site_has_profile=site is not None and site.profile_id is not None,
+        )
+        try:
+            outcome, detail = await _apply_one(req, reg, found.get(reg.mac), t)
+        except DomainError as exc:  # a DEV rule refused this device (no-profile, ...): it stays pending
+            outcome, detail = exc.error, exc.detail
+            reg.detail = f"{exc.error}: {exc.detail}"
+        results.append({"mac": reg.mac, "outcome": outcome, "detail": detail})
+    placed = sum(r["outcome"] in pnp.PLACED for r in results)
+    req.audit_message = f"applied pre-registrations: {placed} of {len(results)} pending devices placed"
+    return {"results": results, "summary": {"total": len(results), "ready": placed, "pending": len(results) - placed}}
