@@ -5,6 +5,7 @@ failure, so CI really runs the lab-network tier.
 
     need_netns()                 # root and iproute2
     need_tool("dnsmasq", package="dnsmasq-base")
+    need_zbarimg()               # zbar's QR reader (PNP-1 sheets), an independent decoder
     with lab_topology("enrollab-t") as lab: ...      # a LabTopology removed even when the test fails
     need_vlans(lab.netns)        # lab.add_vlan works: the kernel's 802.1Q, else a software one on a TAP
 
@@ -53,6 +54,11 @@ def need_tool(command: str, *, package: str) -> str:
         gap(f"needs `{command}` (Debian package {package}: apt-get install {package})")
         raise AssertionError("unreachable")
     return path
+
+
+def need_zbarimg() -> str:
+    """zbar's `zbarimg` (Debian zbar-tools): reads PNP-1 QR codes as a third party would."""
+    return need_tool("zbarimg", package="zbar-tools")
 
 
 def need_vlans(netns: str) -> None:
