@@ -461,11 +461,13 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 def _register() -> None:
     from harness.conformance_cli import conformance
+    from harness.devices_cli import devices
     from harness.fleet_cli import fleet
     from harness.lab_bench_cli import check_command, reboot_command
     from harness.lab_cli import lab
     from harness.orders_cli import orders
     from harness.phone_cli import phone
+    from harness.qr_cli import qr
     from harness.report_cli import report
 
     main.add_command(fleet)
@@ -473,6 +475,8 @@ def _register() -> None:
     main.add_command(conformance)
     main.add_command(phone)
     main.add_command(orders)  # DEP-1
+    main.add_command(qr)  # PNP-1
+    main.add_command(devices)  # PNP-1
     lab.add_command(reboot_command)
     lab.add_command(check_command)
     main.add_command(lab)
