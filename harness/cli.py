@@ -460,6 +460,7 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def _register() -> None:
+    from harness.billing_cli import billing
     from harness.conformance_cli import conformance
     from harness.devices_cli import devices
     from harness.fleet_cli import fleet
@@ -475,6 +476,7 @@ def _register() -> None:
     main.add_command(conformance)
     main.add_command(phone)
     main.add_command(orders)  # DEP-1
+    main.add_command(billing)  # FF-1
     main.add_command(qr)  # PNP-1
     main.add_command(devices)  # PNP-1
     lab.add_command(reboot_command)
