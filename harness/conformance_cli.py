@@ -60,7 +60,8 @@ def conformance() -> None:
               "answering the prompt) end 'needs operator' instead of prompting. Implied without a terminal.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Run the devices in parallel: up to N pytest processes, each a shard of the lab's devices "
-              "(physical phones together, one at a time; the server suite once), merged into one report.")
+              "(physical phones one at a time per shard, in up to [options] physical_jobs shards sharing the "
+              "bench; the server suite once), merged into one report.")
 @click.option("-v", "--verbose", count=True, help="More pytest output (repeatable).")
 def run(
     target: str,
@@ -137,7 +138,7 @@ def run(
     if jobs > 1 and suite != "server" and len(devices) > 1:
         from harness.shards import run_shards
 
-        code = run_shards(root, chosen, common, report_dir, [d.driver for d in devices], jobs)
+        code = run_shards(root, chosen, common, report_dir, lab, devices, jobs)
     else:
         code = pytest.main(args)
     if code == pytest.ExitCode.USAGE_ERROR:

@@ -13,6 +13,8 @@
     concurrency = 4
     network_path = "loopback"      # or "namespaces": simulated devices boot over a lab network in
                                    # namespaces (DHCP, LLDP, HTTP on veth; root; the device suite only)
+    physical_jobs = 1              # physical phones at once under `conformance run --jobs N`
+                                   # (harness.shards, harness.bench_hub); 1: one after another
 
     [[devices]]
     driver = "simulated"
@@ -157,6 +159,7 @@ class LabOptions:
     seed: int = 1
     concurrency: int = 4
     network_path: str = "loopback"  # NETWORK_PATHS
+    physical_jobs: int = 1  # physical phones at once with --jobs (harness.shards: each its own shard)
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,8 @@ class _Checker:
         seed = seed_override if seed_override is not None else _int(options_doc.get("seed"), 1)
         path = options_doc.get("network_path")
         options = LabOptions(seed=seed, concurrency=_int(options_doc.get("concurrency"), 4),
-                             network_path=path if path in NETWORK_PATHS else "loopback")
+                             network_path=path if path in NETWORK_PATHS else "loopback",
+                             physical_jobs=_int(options_doc.get("physical_jobs"), 1))
         server = self.server(_table(doc.get("server")))
         devices = self.devices(doc.get("devices"), seed)
         network = parse_network(_table(doc.get("network")), self.problem)

@@ -351,6 +351,7 @@ class ConformanceSession:
         self.des_servers: list[Any] = []
         # The lab network a run with physical phones serves on `[network] interface` (DHCP, LLDP, capture).
         self.network: Any = None
+        self.hub: Any = None  # harness.bench_hub.HubClient instead, in a bench shard under a hub (bench_network)
         self._network_error: BaseException | None = None
         self._driver_errors: dict[str, BaseException] = {}
         self._link: Any = None
@@ -458,11 +459,26 @@ class ConformanceSession:
         """The lab file's `[network]` served for the run's physical phones (DHCP responder, LLDP
         advertiser, capture into the report directory's `network/bench.pcap`), started once, on the
         server's loop; None when the lab has no `[network]`. It is the evidence of what each phone
-        asked the network (`PhysicalDevice.take_evidence`). A failure to start is remembered."""
-        if self.network is not None or self.lab.network is None:
-            return self.network
+        asked the network (`PhysicalDevice.take_evidence`). A failure to start is remembered.
+
+        In a bench shard of a run testing several physical phones at once (`harness.shards`) the
+        parent process serves the bench for all of them, and this is its `harness.bench_hub.HubClient`
+        (named by `ENROLLAB_BENCH_HUB`), with or without `[network]`: the hub also fronts the
+        enrollment server port (the device suite's `des` registers its server there)."""
         if self._network_error is not None:
             raise self._network_error
+        from harness.bench_hub import ENV, HubClient
+
+        if os.environ.get(ENV):
+            if self.hub is None:
+                try:
+                    self.hub = HubClient(os.environ[ENV])
+                except HarnessError as exc:
+                    self._network_error = exc
+                    raise
+            return self.hub
+        if self.network is not None or self.lab.network is None:
+            return self.network
         from harness.lab_network.service import LabNetwork
 
         self.server()

@@ -17,30 +17,41 @@ Decisions:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+from harness.lab import DeviceSpec, Lab
 from harness.report import aggregate_matrix, rule_coverage, summarize
 
-__all__ = ["merge_junit", "merge_reports", "plan_shards", "run_shards"]
+__all__ = ["bench_hub", "merge_junit", "merge_reports", "plan_shards", "run_shards"]
 
 
-def plan_shards(drivers: Sequence[str], jobs: int) -> list[list[int]]:
-    """Positions of the devices (by their driver) per shard (module docstring): at most `jobs`, and
-    never fewer than the bench shard plus one."""
+def plan_shards(drivers: Sequence[str], jobs: int, physical_jobs: int = 1) -> list[list[int]]:
+    """Positions of the devices (by their driver) per shard (module docstring): at most `jobs`; the
+    physical phones dealt round-robin over up to `physical_jobs` bench shards (each runs its phones
+    one after another), never leaving the simulated devices without a shard; the simulated ones
+    round-robin over the rest. Bench shards come first."""
     physical = [i for i, d in enumerate(drivers) if d != "simulated"]
     simulated = [i for i, d in enumerate(drivers) if d == "simulated"]
-    slots = max(1, jobs - (1 if physical else 0))
+    benches = min(len(physical), max(1, physical_jobs), max(1, jobs - (1 if simulated else 0))) if physical else 0
+    slots = max(1, jobs - benches)
+    bench_shards: list[list[int]] = [[] for _ in range(benches)]
+    for n, position in enumerate(physical):
+        bench_shards[n % benches].append(position)
     shards: list[list[int]] = [[] for _ in range(min(slots, len(simulated)))]
     for n, position in enumerate(simulated):
         shards[n % len(shards)].append(position)
-    return ([physical] if physical else []) + shards
+    return bench_shards + shards
 
 
 def merge_reports(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -87,21 +98,76 @@ def merge_junit(paths: Sequence[Path], out: Path) -> None:
     ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
 
 
+@contextlib.contextmanager
+def bench_hub(lab: Lab, devices: Sequence[DeviceSpec], report_dir: Path,
+              benches: int) -> Iterator[dict[str, str] | None]:
+    """With more than one bench shard: the bench hub (`harness.bench_hub`) on a loop thread of this
+    process for the block, and the environment the shards get (naming its control socket); else
+    None (each shard — at most one with physical phones — serves the bench itself)."""
+    if benches <= 1:
+        yield None
+        return
+    from harness.bench_hub import ENV, BenchHub
+    from harness.session import LoopThread
+
+    network = lab.network
+    capture = report_dir / "network" / "bench.pcap" if network is not None and network.capture else None
+    if capture is not None:
+        capture.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="enrollab-hub-"))  # short: a Unix socket's path is at most 107 bytes
+    hub = BenchHub(address=lab.bench.address, port=lab.bench.des_port, control=tmp / "hub.sock",
+                   phones={d.mac: d.ip for d in devices if d.driver != "simulated"}, network=network,
+                   capture_path=capture, log_path=report_dir / "network" / "bench-hub.jsonl")
+    loop = LoopThread("enrollab-bench-hub")
+    try:
+        try:
+            loop.run(hub.start(), timeout=60)
+        except (OSError, TimeoutError) as exc:
+            raise HarnessError("bench-hub-failed", f"the bench hub did not start ({exc}): run the physical phones "
+                               "one after another ([options] physical_jobs = 1)") from None
+        where = f"{hub.address}:{hub.port}" if hub.address else "no enrollment server front (no [bench] address)"
+        print(f"bench hub: {benches} bench shards share " + (f"[network] {network.interface}, " if network else "")
+              + where, flush=True)
+        for problem in (hub.network_error, hub.front_error):
+            if problem is not None:
+                print(f"bench hub: error {problem}", flush=True)
+        yield {**os.environ, ENV: str(hub.control)}
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run(hub.stop(), timeout=30)
+        loop.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run_shards(root: Path, suites: Sequence[str], common: Sequence[str], report_dir: Path,
-               drivers: Sequence[str], jobs: int) -> int:
+               lab: Lab, devices: Sequence[DeviceSpec], jobs: int) -> int:
     """Run the shards as pytest processes at once, each into `report_dir/shards/<n>/` (its output in
-    `pytest.log` there), then write the merged report into `report_dir`. A pytest-like exit code:
-    4 when any shard refused its options, 5 when no shard collected a test, else the worst."""
-    from pytest import ExitCode
-
-    from harness.report import ReportError, load_report, write_report
-
+    `pytest.log` there), beside the bench hub when more than one shard has physical phones, then
+    write the merged report into `report_dir`. A pytest-like exit code: 4 when any shard refused
+    its options, 5 when no shard collected a test, else the worst."""
+    drivers = [d.driver for d in devices]
     plans: list[tuple[list[str], list[int] | None]] = []
     if "server" in suites:
         plans.append((["server"], None))
     if "device" in suites:  # the server suite's shard counts toward the N jobs
         device_jobs = max(1, jobs - len(plans))
-        plans += [(["device"], positions) for positions in plan_shards(drivers, device_jobs)]
+        plans += [(["device"], positions)
+                  for positions in plan_shards(drivers, device_jobs, lab.options.physical_jobs)]
+    benches = sum(1 for _, p in plans if p is not None and any(drivers[i] != "simulated" for i in p))
+    try:
+        with bench_hub(lab, devices, report_dir, benches) as env:
+            return _run(root, common, report_dir, plans, env)
+    except HarnessError as exc:  # the hub did not start: no shard ran
+        print(f"error {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _run(root: Path, common: Sequence[str], report_dir: Path, plans: Sequence[tuple[list[str], list[int] | None]],
+         env: Mapping[str, str] | None) -> int:
+    from pytest import ExitCode
+
+    from harness.report import ReportError, load_report, write_report
+
     running = []
     for n, (names, positions) in enumerate(plans):
         where = report_dir / "shards" / str(n)
@@ -112,7 +178,8 @@ def run_shards(root: Path, suites: Sequence[str], common: Sequence[str], report_
             args.append("--enrollab-devices=" + ",".join(map(str, positions)))
         log = (where / "pytest.log").open("w")
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and suites
-            [sys.executable, "-m", "pytest", *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [sys.executable, "-m", "pytest", *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env)
         running.append((n, positions, where, log, process))
     print(f"{len(running)} shards: " + ", ".join("server suite" if p is None else f"{len(p)} device(s)"
                                                for _, p in plans), flush=True)

@@ -10,7 +10,11 @@ Fixtures
             `harness.physical.bench_spec`): on the bench address and `des_port`, named `des_name`
             with the bench's certificate, checking factory certificates against
             `manufacturer_ca`; the phone's observer watches it. Without those the test ends in
-            *error* `scripted-des-unreachable` saying what `[bench]` lacks.
+            *error* `scripted-des-unreachable` saying what `[bench]` lacks. Under a bench hub
+            (several physical phones at once, `harness.bench_hub`) it listens on the bench
+            address with a port of its own, and the hub's front on `des_port` forwards the
+            phone's connections to it for the test (its URLs name `des_port`: the phone only
+            reaches it through the front).
 
 Markers
     @pytest.mark.lacks_feature("HTTP provisioning URL")
@@ -111,7 +115,7 @@ def enrolling_with(dut: Any, des: ScriptedDES) -> Iterator[None]:
             roots.remove(des.ca_pem)
 
 
-def _bench_des(dut: Any) -> ScriptedDES:
+def _bench_des(dut: Any, *, port: int | None = None) -> ScriptedDES:
     """The scripted enrollment server a physical phone reaches (module docstring: `des`)."""
     from harness.fileserver import make_certificates
     from harness.scripted_des import DesPki
@@ -138,14 +142,33 @@ def _bench_des(dut: Any) -> ScriptedDES:
         cas = [path.read_bytes() for path in bench.manufacturer_ca]
     except OSError as exc:
         raise HarnessError("bench-unreadable", f"[bench]: {exc.strerror or exc}: {exc.filename}") from None
-    return ScriptedDES(cas, hostnames=(bench.des_name,), host=bench.address, port=bench.des_port, pki=pki)
+    return ScriptedDES(cas, hostnames=(bench.des_name,), host=bench.address,
+                       port=bench.des_port if port is None else port, pki=pki)
+
+
+async def _hub_des(dut: Any, hub: Any) -> ScriptedDES:
+    """The bench DES under a hub (module docstring): on a free port, routed to from `des_port`."""
+    server = await _bench_des(dut, port=0).start()
+    try:
+        hub.route(dut.spec.mac, server.host, server.port)
+    except BaseException:
+        await server.stop()
+        raise
+    server.port = dut.bench.spec.des_port  # what its URLs say: the phone reaches it only through the front
+    return server
 
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def des(request: pytest.FixtureRequest, dut: Any, enrollment_server: Any) -> AsyncIterator[ScriptedDES]:
     """The scripted enrollment server of this test (module docstring)."""
+    from harness.bench_hub import HubClient
+
+    hub = getattr(getattr(dut, "bench", None), "network", None)
+    hub = hub if isinstance(hub, HubClient) else None
     try:
-        if getattr(dut, "driver", "simulated") == "physical":
+        if hub is not None:
+            server = await _hub_des(dut, hub)
+        elif getattr(dut, "driver", "simulated") == "physical":
             server = await _bench_des(dut).start()
         else:
             manufacturer = enrollment_server.manufacturer_cert_pem
@@ -161,4 +184,7 @@ async def des(request: pytest.FixtureRequest, dut: Any, enrollment_server: Any) 
             yield server
     finally:
         add_evidence(request.node, http=server.exchanges())
+        if hub is not None:
+            with contextlib.suppress(HarnessError):  # a hub gone: its front routes nothing anyway
+                hub.unroute(dut.spec.mac)
         await server.stop()
