@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 from sqlalchemy import delete, select
 
-from server.api.devices import state_of, write_back
+from server.api.devices import scope_devices, state_of, write_back
 from server.api.pnp_common import ACCOUNT_ID, MODEL, SERIAL, SITE_ID, detail_json, event, history, scoped_device
 from server.api.pnp_common import target as place_target
 from server.api.routing import Api, Req
@@ -108,9 +108,11 @@ async def get_pnp_device(req: Req) -> Any:
         link = await req.session.scalar(select(PnpEvent).where(PnpEvent.kind == "replaced", PnpEvent.mac == mac))
         if link is None or link.other_mac is None:
             raise
-        await scoped_device(req, link.other_mac)
         old = await req.session.get(Device, mac)
-        if old is None:
+        visible = await req.session.scalar(
+            scope_devices(select(Device.mac).where(Device.mac == link.other_mac), req.actor)
+        )
+        if old is None or visible is None:
             raise
         device = old
     return await detail_json(req, device)
@@ -239,6 +241,8 @@ async def replace_device(req: Req) -> Any:
     old = await scoped_device(req, _mac(req), lock=True)
     new_mac = normalize_mac(req.body["new_mac"])
     new_serial = req.body["new_serial"]
+    if new_mac == old.mac:
+        raise invalid("same-device", "A replacement is a new device: give its new MAC address.", new_mac)
     if any(e.kind == "replaced" and e.mac == old.mac for e in await history(req, old.mac)):
         raise conflict("already-replaced", f"{old.mac} was replaced before.", old.mac)
     thumbprint = _check_certificate(req.ctx, req.body["new_certificate"], new_mac, new_serial)
