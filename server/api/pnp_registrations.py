@@ -123,8 +123,8 @@ async def register_devices(req: Req) -> Any:
         device = found.get(mac)
         reg = known.get(mac)
         if reg is not None and reg.status == "ready" and device is not None and device.owner_id is not None:
-            detail = "registered and placed before; move it by reprovisioning"
-            results.append({"mac": mac, "outcome": "already-placed", "detail": detail})
+            placed_before = "registered and placed before; move it by reprovisioning"
+            results.append({"mac": mac, "outcome": "already-placed", "detail": placed_before})
             continue
         state = state_of(device) if device is not None else None
         outcome, detail = pnp.register_outcome(state, item["serial"], t)
