@@ -217,9 +217,11 @@ async def _batch_json(req: Req, batch: QrBatch, counts: dict[str, int] | None = 
 
 
 def _batch_scope(req: Req) -> Any:
-    """ACC-7: batches made by an account of the actor's subtree, or aimed at one."""
+    """ACC-7: batches made by an account of the actor's subtree, aimed at one, or with a code
+    scanned into one (an on-site partner follows the batch it scans)."""
     inside = select(Account.id).where(subtree_clause(req.actor, Account.path))
-    return or_(QrBatch.account_id.in_(inside), QrBatch.target_account_id.in_(inside))
+    scanned_here = select(QrCode.batch_pk).where(QrCode.account_id.in_(inside))
+    return or_(QrBatch.account_id.in_(inside), QrBatch.target_account_id.in_(inside), QrBatch.id.in_(scanned_here))
 
 
 @api.route(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from server.api.devices import state_of
 from server.api.devices.visibility import normalize_macs
@@ -206,8 +206,9 @@ async def list_registrations(req: Req) -> Any:
         if status not in ("pending", "ready"):
             raise invalid("invalid-status", "status is pending or ready", status[:20])
         stmt = stmt.where(PnpRegistration.status == status)
-    rows = list(await req.session.scalars(stmt.order_by(PnpRegistration.id)))
-    return {"items": [registration_json(r) for r in rows[offset : offset + limit]], "total": len(rows)}
+    total = await req.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = await req.session.scalars(stmt.order_by(PnpRegistration.id).limit(limit).offset(offset))
+    return {"items": [registration_json(r) for r in rows], "total": int(total or 0)}
 
 
 @api.route(

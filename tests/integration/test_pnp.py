@@ -249,3 +249,20 @@ async def test_pnp1_qr_batch_refusals_write_nothing(server: Running, admin: ApiC
     ans = await cust.sp.post("/pnp/qr-batches", {"count": 1})
     assert (ans.status, ans["error"]) == (403, "forbidden-role"), ans.body
     assert await _rows(server) == before
+
+
+async def test_pnp1_a_batch_without_target_is_scanned_into_the_scanners_site(server: Running, admin: ApiClient) -> None:
+    cust, site_a, _ = await _org(admin)
+    phone = Phone.make(server)
+    await import_phones(admin, [phone])
+    batch = (await admin.post("/pnp/qr-batches", {"count": 1})).ok()
+    assert [c["mac"] for c in batch["codes"]] == [phone.mac] and batch["target"]["site_id"] is None
+    assert (await cust.sp.get("/pnp/qr-batches")).ok()["total"] == 0  # not its batch (yet)
+    payload = batch["codes"][0]["payload"]
+    refused = await cust.sp.post("/pnp/scan", {"payload": payload})
+    assert (refused.status, refused["error"]) == (422, "site-required"), refused.body
+    onboarded = (await cust.sp.post("/pnp/scan", {"payload": payload, "account_id": cust.id, "site_id": site_a})).ok()
+    assert onboarded["account_id"] == cust.id
+    assert [b["number"] for b in (await cust.sp.get("/pnp/qr-batches")).ok()["items"]] == [batch["number"]]
+    again = await admin.post("/pnp/qr-batches", {"count": 1})  # held now: no device left to pick
+    assert (again.status, again["error"]) == (422, "not-enough-devices"), again.body
