@@ -19,8 +19,11 @@ demo: venv
 
 # --parallel-live: each env's output as it comes, so a stuck env shows where it stuck;
 # timeout: CI must end well inside its hour even if something hangs outside pytest.
+# Last, the failed tests of every env from their junit files: the tail of a CI log names them.
 test: venv browser
-	timeout --kill-after=60 3300 $(BIN)/tox -p auto --parallel-live
+	@rm -f .tox/junit-*.xml
+	timeout --kill-after=60 3300 $(BIN)/tox -p auto --parallel-live; status=$$?; \
+	  $(BIN)/python .ci/failures.py .tox; exit $$status
 
 # The report's screenshot test drives Debian's Chromium headless (skipped, saying so, without it).
 browser:
