@@ -61,8 +61,12 @@ class SmtpSink:
             elif verb == "DATA":
                 say("354 go on")
                 data = b""
-                while (chunk := await reader.readline()) != b".\r\n":
+                # A client gone mid-DATA reads b"" forever: without its own stop, the loop would
+                # spin and hold the event loop (and the test) until the suite's timeout.
+                while (chunk := await reader.readline()) not in (b".\r\n", b""):
                     data += chunk[1:] if chunk.startswith(b"..") else chunk
+                if not chunk:
+                    break
                 self.mails.append((rcpts, message_from_bytes(data)))
                 say("250 queued")
             elif verb == "QUIT":
