@@ -4,6 +4,7 @@ optimistic concurrency, bad input writing nothing, and billing that survives del
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -311,3 +312,21 @@ async def test_ff1_billing_is_seen_by_the_platform_and_the_account_line_only(
     # the ledger outlives the account: the provider still bills its deleted customer
     (await cust.sp.call("DELETE", f"/accounts/{cust.id}")).ok()
     assert (await cust.sp.get("/billing", account=cust.id, month=MONTH)).ok()["direct_additions"] == 1
+
+
+async def test_ff1_two_updates_of_one_version_at_once_one_wins(server: Running, admin: ApiClient) -> None:
+    """Optimistic concurrency under contention: REST and socket updating version 1 together."""
+    cust = await new_customer(admin)
+    (await cust.customer.post("/direct-devices", provider("A4251BE00100", cust.id))).ok()
+    async with aiohttp.ClientSession() as http, await open_socket(http, cust.customer) as ws:
+        sock = Socket(ws)
+        rest, socket = await asyncio.gather(
+            cust.customer.post("/direct-devices", provider("A4251BE00100", cust.id, "J169", v=1)),
+            sock.send({"type": "mergeProvider", "provider": provider("A4251BE00100", cust.id, "J139", v=1)}),
+        )
+    outcomes = sorted([rest.status, 200 if socket["ok"] else socket["status"]])
+    assert outcomes == [200, 409], (rest.body, socket)
+    loser = rest.body if rest.status == 409 else socket
+    assert loser["error"] == "stale-version" and loser["current_v"] == 2
+    shown = (await cust.customer.get("/direct-devices/A4251BE00100")).ok()
+    assert shown["v"] == 2 and shown["kind"] == ("J169" if rest.status == 200 else "J139")
