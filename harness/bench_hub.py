@@ -97,7 +97,7 @@ class BenchHub:
 
     def __init__(self, *, address: str | None, port: int, control: Path,
                  phones: Mapping[str, str | None] | None = None, network: Any = None,
-                 capture_path: Path | None = None, log_path: Path | None = None) -> None:
+                 capture_path: Path | None = None, log_path: Path | None = None, netns: str | None = None) -> None:
         self.address = address
         self.port = port  # 0: a free one, chosen at start (tests)
         self.control = Path(control)
@@ -105,6 +105,7 @@ class BenchHub:
         self.spec = network  # harness.lab_network.spec.NetworkSpec or None
         self.capture_path = capture_path
         self.log_path = log_path  # the front's record is written there at stop
+        self.netns = netns  # the lab network, the front and its backends in this namespace (a lab in a box)
         self.network: Any = None  # harness.lab_network.service.LabNetwork, started
         self.network_error: HarnessError | None = None
         self.front_error: HarnessError | None = None
@@ -131,13 +132,15 @@ class BenchHub:
             from harness.lab_network.service import LabNetwork
 
             try:
-                self.network = await LabNetwork(self.spec, capture_path=self.capture_path).start()
+                self.network = await LabNetwork(self.spec, netns=self.netns, capture_path=self.capture_path).start()
             except HarnessError as exc:
                 self.network_error = exc
         if self.address is not None:
             try:
-                self._front = await asyncio.start_server(self._serve_front, self.address, self.port,
-                                                         reuse_address=True)
+                from harness.listen import listening_socket
+
+                sock = listening_socket(self.address, self.port, self.netns)
+                self._front = await asyncio.start_server(self._serve_front, sock=sock)
             except OSError as exc:
                 self.front_error = HarnessError(
                     "bench-front-down", f"the bench hub cannot listen on {self.address}:{self.port} for the phones' "
@@ -207,7 +210,7 @@ class BenchHub:
             await _close(writer)
             return
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*backend), CONNECT_DEADLINE)
+            up_reader, up_writer = await asyncio.wait_for(self._connect(backend), CONNECT_DEADLINE)
         except (OSError, TimeoutError) as exc:
             record.update(event="backend-down", to=f"{backend[0]}:{backend[1]}", why=str(exc) or type(exc).__name__)
             await _close(writer)
@@ -218,6 +221,13 @@ class BenchHub:
         finally:
             await _close(up_writer)
             await _close(writer)
+
+    async def _connect(self, backend: tuple[str, int]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.netns is None:
+            return await asyncio.open_connection(*backend)
+        from simulators.l2.netns import connect_in
+
+        return await asyncio.open_connection(sock=await connect_in(self.netns, *backend))
 
     # -- the control channel ----------------------------------------------------------------------
 

@@ -3,16 +3,26 @@ runs each shard as its own pytest process (`--enrollab-devices`), and merges the
 one report (report.json, report.html, junit.xml), device by device.
 
 Decisions:
-- Physical phones form one shard and run one after another: they share the bench's scripted
-  enrollment server port (`[bench] des_port`); a bounded number of them at once needs one
-  scripted server dispatching by MAC (not yet). Simulated devices are dealt round-robin over the
-  other shards, so N jobs run N-1 simulated shards beside the bench (N when there is none).
+- Physical phones are dealt round-robin over up to `[options] physical_jobs` bench shards
+  (default 1), each running its phones one after another; bounded by N, and never leaving the
+  simulated devices without a shard of their own. Simulated devices are dealt round-robin over
+  the other shards, so N jobs run N-B simulated shards beside B benches (N when there is none).
+- One bench shard serves the bench itself, as a run without shards does. Several share it
+  through the bench hub (`harness.bench_hub`), which this process runs for the shards' lifetime:
+  every phone needs the same lab network (one DHCP server on the LAN, one capture) and the same
+  enrollment server port (`[bench] des_port`: a real phone asks the name it was built with on
+  443). The hub serves the network once and fronts the port, forwarding each phone's connection
+  — by its address, TLS untouched — to its own shard's scripted server on a port of its own;
+  the shards reach it over a Unix socket named in `ENROLLAB_BENCH_HUB`. So a phone's scripted
+  answers, evidence and verdict stay in its shard, exactly as when it runs alone; a hub that is
+  not there is error `bench-hub-unreachable` for that shard's physical tests. The front's
+  record (forwarded, no-route, backend-down per connection) is `<report-dir>/network/bench-hub.jsonl`.
 - The server suite does not depend on a device: it runs once, in a shard of its own.
 - Each shard has its own embedded enrollment server (a process each); a lab naming a remote
   server shares it. The merged record keeps the first shard's provenance (same lab, seed,
   command) with the suites of all, and recomputes summary, matrix and rule tallies from the
   tests; junit.xml holds one <testsuite> per shard; the bench shard's capture moves to
-  `<report-dir>/network/` as without shards.
+  `<report-dir>/network/` as without shards (the hub's is written there directly).
 """
 
 from __future__ import annotations
