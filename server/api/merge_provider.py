@@ -67,10 +67,7 @@ _END_SESSION = frozenset({"auth-required", "invalid-token", "account-disabled", 
     "message schema in docs/fleet-freedom.md)",
     action=ACTION,
     process="DEVICE",
-    responses={
-        "101": {"description": "switching protocols: the WebSocket is open"},
-        "400": {"description": "websocket-required: the request asked for no WebSocket upgrade"},
-    },
+    responses={"400": {"description": "websocket-required: the request asked for no WebSocket upgrade"}},
 )
 async def merge_provider_socket(req: Req) -> Any:
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30.0)
