@@ -32,7 +32,7 @@ from server.api.pnp_common import ACCOUNT_ID, MODEL, SERIAL, SITE_ID, detail_jso
 from server.api.pnp_common import target as place_target
 from server.api.routing import Api, Req
 from server.context import ServerContext
-from server.domain import pnp
+from server.domain import inputs, pnp
 from server.domain.errors import DomainError, conflict, invalid, not_found
 from server.domain.identity import normalize_mac
 from server.pki.keys import thumbprint as thumbprint_of
@@ -52,11 +52,11 @@ COMPLETE = {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 64,
-                "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+                "pattern": inputs.NAME_PATTERN,
             },
         },
-        "product_id": {"type": ["string", "null"], "maxLength": 64},
-        "hardware": {"type": ["string", "null"], "maxLength": 64},
+        "product_id": {"type": ["string", "null"], "maxLength": 64, "pattern": inputs.NAME_PATTERN},
+        "hardware": {"type": ["string", "null"], "maxLength": 64, "pattern": inputs.NAME_PATTERN},
     },
 }
 REPROVISION = {
