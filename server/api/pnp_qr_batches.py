@@ -67,6 +67,51 @@ SCAN = {
 }
 
 
+_COUNTS = {name: {"type": "integer", "minimum": 0} for name in ("total", "scanned", "enrolled", "revoked")}
+BATCH_ANSWER = {
+    "type": "object",
+    "required": ["number", "account_id", "created_by", "created_at", "target", *_COUNTS],
+    "properties": {
+        "number": {"type": "string", "pattern": "^QR[0-9]{6,12}$", "description": "the batch number"},
+        "account_id": {"type": "string"},
+        "created_by": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "target": {
+            "type": "object",
+            "properties": {"account_id": {"type": ["string", "null"]}, "site_id": {"type": ["integer", "null"]}},
+        },
+        **_COUNTS,
+        "codes": {
+            "type": "array",
+            "description": "creation only: each device's payload with its one-time claim token, shown once",
+            "items": {
+                "type": "object",
+                "required": ["mac", "serial", "payload"],
+                "properties": {
+                    "mac": {"type": "string"},
+                    "serial": {"type": "string"},
+                    "model": {"type": "string"},
+                    "payload": {"type": "string", "description": "enrollab:onboard?v=1&b=…&m=…&s=…&t=… (docs/pnp.md)"},
+                },
+            },
+        },
+    },
+}
+SCAN_ANSWER = {
+    "type": "object",
+    "required": ["mac", "serial", "model", "batch", "account_id", "site_id", "zero_touch_ready"],
+    "properties": {
+        "mac": {"type": "string"},
+        "serial": {"type": "string"},
+        "model": {"type": "string"},
+        "batch": {"type": "string"},
+        "account_id": {"type": "string"},
+        "site_id": {"type": "integer"},
+        "zero_touch_ready": {"type": "boolean"},
+    },
+}
+
+
 async def _pick(req: Req, body: dict[str, Any]) -> list[Device]:
     """The batch's devices: named or picked; every refusal at once, before anything is written."""
     stmt = scope_devices(select(Device), req.actor)
@@ -131,6 +176,7 @@ async def _pick(req: Req, body: dict[str, Any]) -> list[Device]:
     status=201,
     tag="pnp",
     responses={"422": {"description": "invalid-devices (errors: [{pointer, message}]), not-enough-devices"}},
+    answer=BATCH_ANSWER,
 )
 async def create_qr_batch(req: Req) -> Any:
     body = req.body
@@ -258,6 +304,7 @@ async def _batch(req: Req) -> QrBatch:
     action="devices.read",
     process="DEVICE",
     tag="pnp",
+    answer=BATCH_ANSWER,
 )
 async def get_qr_batch(req: Req) -> Any:
     batch = await _batch(req)
@@ -302,6 +349,7 @@ async def get_qr_batch(req: Req) -> Any:
         "409": {"description": "qr-code-used (scanned before), qr-code-revoked, held-elsewhere"},
         "422": {"description": "invalid-qr-payload, site-required, no-profile"},
     },
+    answer=SCAN_ANSWER,
 )
 async def scan_qr_code(req: Req) -> Any:
     payload = pnp_qr.parse_payload(req.body["payload"])
