@@ -7,8 +7,12 @@ Decisions (docs/pnp.md):
   imported, approved device with this MAC and serial: claimed, associated with the site and
   activated now), `already-placed`, `pending` (not imported or not approved yet: kept, placed by
   a later `POST /pnp/registrations/apply`), or refused (`serial-mismatch`, `held-elsewhere`,
-  `invalid` for a MAC named twice) — a refused device writes nothing of its own.
+  `invalid` for a MAC named twice, `registered-elsewhere` for a MAC an account outside the
+  caller's hierarchy registered) — a refused device writes nothing of its own.
 - Whole-call refusals (body, account or site out of scope, site without a profile) write nothing.
+- An apply carries out what the registrants asked for, on their behalf (claim by the registrant,
+  association with its target): any administrator who sees the registrations may run it
+  (`devices.read`), so the platform can right after approving the devices.
 - Registering a MAC again replaces its pending registration (the last word on where it goes);
   a placed device's registration is kept as it was (`ready`), and the device's place changes only
   through reprovisioning.
@@ -84,8 +88,8 @@ async def _apply_one(req: Req, reg: PnpRegistration, device: Device | None, t: p
         event(req, "preregistered", device.mac, state, after)
     if outcome in pnp.PLACED:
         reg.status, reg.detail, reg.applied_at = "ready", None, req.now
-    elif outcome == "pending":
-        reg.status, reg.detail = "pending", detail
+    else:  # still pending: why, for the list (a refused device's outcome is its detail)
+        reg.status, reg.detail = "pending", detail if outcome == "pending" else f"{outcome}: {detail}"
     return outcome, detail
 
 
@@ -111,6 +115,13 @@ async def register_devices(req: Req) -> Any:
         raise invalid("no-profile", "The site has no profile: its devices could not enroll (PRF-4).", t.site_id)
     found = {d.mac: d for d in await req.session.scalars(select(Device).where(Device.mac.in_(macs)).with_for_update())}
     known = {r.mac: r for r in await req.session.scalars(select(PnpRegistration).where(PnpRegistration.mac.in_(macs)))}
+    registrants = set(
+        await req.session.scalars(
+            select(Account.id).where(
+                Account.id.in_({r.registrant_id for r in known.values()}), subtree_clause(req.actor, Account.path)
+            )
+        )
+    )
     results: list[dict[str, Any]] = []
     seen: set[str] = set()
     for item, mac in zip(devices, macs, strict=True):
@@ -125,6 +136,10 @@ async def register_devices(req: Req) -> Any:
         if reg is not None and reg.status == "ready" and device is not None and device.owner_id is not None:
             placed_before = "registered and placed before; move it by reprovisioning"
             results.append({"mac": mac, "outcome": "already-placed", "detail": placed_before})
+            continue
+        if reg is not None and reg.registrant_id not in registrants:
+            elsewhere = "another account (outside your hierarchy) registered this device"
+            results.append({"mac": mac, "outcome": "registered-elsewhere", "detail": elsewhere})
             continue
         state = state_of(device) if device is not None else None
         outcome, detail = pnp.register_outcome(state, item["serial"], t)
@@ -214,8 +229,9 @@ async def list_registrations(req: Req) -> Any:
 @api.route(
     "POST",
     "/pnp/registrations/apply",
-    summary="Place the pending pre-registered devices that are imported and approved by now (PNP-1)",
-    action="devices.associate_site",
+    summary="Place the pending pre-registered devices that are imported and approved by now (PNP-1): the "
+    "registrants' own requests, for any administrator who sees them (the platform after approving)",
+    action="devices.read",
     process="DEVICE",
     body=APPLY,
     tag="pnp",

@@ -28,7 +28,15 @@ from dataclasses import dataclass, replace
 from server.domain import devices as rules
 from server.domain.errors import DomainError
 
-REGISTRATION_OUTCOMES = ("ready", "already-placed", "pending", "held-elsewhere", "serial-mismatch", "invalid")
+REGISTRATION_OUTCOMES = (
+    "ready",
+    "already-placed",
+    "pending",
+    "held-elsewhere",
+    "serial-mismatch",
+    "registered-elsewhere",
+    "invalid",
+)
 PLACED = frozenset({"ready", "already-placed"})
 EVENT_KINDS = ("preregistered", "qr-onboarded", "reprovisioned", "replaced")
 

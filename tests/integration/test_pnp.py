@@ -266,3 +266,22 @@ async def test_pnp1_a_batch_without_target_is_scanned_into_the_scanners_site(ser
     assert [b["number"] for b in (await cust.sp.get("/pnp/qr-batches")).ok()["items"]] == [batch["number"]]
     again = await admin.post("/pnp/qr-batches", {"count": 1})  # held now: no device left to pick
     assert (again.status, again["error"]) == (422, "not-enough-devices"), again.body
+
+
+async def test_pnp1_another_hierarchys_pending_registration_is_not_overwritten(
+    server: Running, admin: ApiClient
+) -> None:
+    first, site_a, _ = await _org(admin)
+    second, site_x, _ = await _org(admin)
+    later = Phone.make(server)
+    device = {"mac": later.mac, "serial": later.serial}
+    ans = await first.sp.post("/pnp/registrations", {"account_id": first.id, "site_id": site_a, "devices": [device]})
+    assert ans.ok()["results"][0]["outcome"] == "pending"
+    ans = await second.sp.post("/pnp/registrations", {"account_id": second.id, "site_id": site_x, "devices": [device]})
+    assert ans.ok()["results"][0]["outcome"] == "registered-elsewhere"
+    await import_phones(admin, [later])
+    assert (await second.sp.post("/pnp/registrations/apply", {})).ok()["summary"]["total"] == 0
+    assert (await admin.get("/pnp/registrations", status="pending")).ok()["items"][0]["site_id"] == site_a
+    (await admin.post("/pnp/registrations/apply", {})).ok()  # the platform, after approving
+    reply = await later.enroll()
+    assert reply.status == 200 and reply["provisioning"]["url"] == URL_A, reply.body
