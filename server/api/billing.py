@@ -65,6 +65,10 @@ async def _account_in_scope(req: Req, account_id: str) -> None:
            ("format", "json (default) or csv")),
     answer=REPORT_ANSWER,
     responses={
+        "200": {
+            "description": "the report: JSON, or CSV with format=csv",
+            "content": {"application/json": {"schema": REPORT_ANSWER}, "text/csv": {"schema": {"type": "string"}}},
+        },
         "400": {"description": "invalid-format"},
         "404": {"description": "account-not-found: none in your hierarchy"},
         "422": {"description": "account-required, invalid-month"},

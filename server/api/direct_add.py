@@ -265,7 +265,10 @@ async def _update(
     status=201,
     answer=PROVIDER_ANSWER,
     responses={
-        "200": {"description": "updated (the body had `v`): the device with its new version"},
+        "200": {
+            "description": "updated (the body had `v`): the device with its new version",
+            "content": {"application/json": {"schema": PROVIDER_ANSWER}},
+        },
         "404": {"description": "account-not-found, provider-not-found (update of a device not added directly)"},
         "409": {"description": "device-exists, serial-taken, stale-version (with current_v), company-mismatch"},
         "422": {"description": "invalid-body, invalid-mac, unknown-kind, unknown-site, site-without-profile, "
