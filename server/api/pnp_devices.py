@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 from sqlalchemy import delete, select
 
-from server.api.devices import scope_devices, state_of, write_back
+from server.api.devices import Notices, scope_devices, state_of, write_back
 from server.api.pnp_common import ACCOUNT_ID, MODEL, SERIAL, SITE_ID, detail_json, event, history, scoped_device
 from server.api.pnp_common import target as place_target
 from server.api.routing import Api, Req
@@ -175,6 +175,9 @@ async def reprovision_device(req: Req) -> Any:
     before = state_of(device)
     after = pnp.reprovision(before, t, owner_in_scope=True)
     write_back(device, after, ("associate", "activate"))
+    notices = Notices()
+    notices.add(before, after, ("associate",), req.actor.acting_id)
+    await notices.queue(req.session, req.actor.login, req.now)  # NTF-1: Associating Device
     event(req, "reprovisioned", device.mac, before, after)
     req.audit_account = t.account_id
     req.audit_message = (

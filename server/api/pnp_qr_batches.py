@@ -26,9 +26,9 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
-from server.api.devices import state_of
+from server.api.devices import Notices, state_of
 from server.api.devices.visibility import normalize_macs, scope_devices
-from server.api.pnp_common import ACCOUNT_ID, MAC, SITE_ID, event, store_state, target
+from server.api.pnp_common import ACCOUNT_ID, MAC, PLACE_ACTIONS, SITE_ID, event, store_state, target
 from server.api.routing import Api, Req
 from server.api.scope import in_subtree, subtree_clause
 from server.domain import pnp, pnp_qr
@@ -396,6 +396,9 @@ async def scan_qr_code(req: Req) -> Any:
         .execution_options(synchronize_session=False)
     )
     store_state(device, after)
+    notices = Notices()
+    notices.add(before, after, PLACE_ACTIONS, t.actor_account_id)
+    await notices.queue(req.session, req.actor.login, req.now)  # NTF-1: Claiming / Associating Device
     event(req, "qr-onboarded", device.mac, before, after)
     req.audit_account = t.account_id
     req.audit_message = (

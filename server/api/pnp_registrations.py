@@ -24,9 +24,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from server.api.devices import state_of
+from server.api.devices import Notices, state_of
 from server.api.devices.visibility import normalize_macs
-from server.api.pnp_common import ACCOUNT_ID, MAC, MODEL, SERIAL, SITE_ID, event, store_state, target
+from server.api.pnp_common import ACCOUNT_ID, MAC, MODEL, PLACE_ACTIONS, SERIAL, SITE_ID, event, store_state, target
 from server.api.routing import Api, Req
 from server.api.scope import subtree_clause
 from server.domain import pnp
@@ -78,13 +78,16 @@ def registration_json(r: PnpRegistration) -> dict[str, Any]:
     }
 
 
-async def _apply_one(req: Req, reg: PnpRegistration, device: Device | None, t: pnp.Target) -> tuple[str, str | None]:
+async def _apply_one(
+    req: Req, reg: PnpRegistration, device: Device | None, t: pnp.Target, notices: Notices
+) -> tuple[str, str | None]:
     """Place one registered device now when it can be; the outcome and its detail."""
     state = state_of(device) if device is not None else None
     outcome, detail = pnp.register_outcome(state, reg.serial, t)
     if outcome == "ready" and device is not None and state is not None:
         after = pnp.place(state, t)
         store_state(device, after)
+        notices.add(state, after, PLACE_ACTIONS, t.actor_account_id)
         event(req, "preregistered", device.mac, state, after)
     if outcome in pnp.PLACED:
         reg.status, reg.detail, reg.applied_at = "ready", None, req.now
@@ -124,6 +127,7 @@ async def register_devices(req: Req) -> Any:
     )
     results: list[dict[str, Any]] = []
     seen: set[str] = set()
+    notices = Notices()
     for item, mac in zip(devices, macs, strict=True):
         if mac in seen:
             results.append(
@@ -152,8 +156,9 @@ async def register_devices(req: Req) -> Any:
         reg.serial, reg.model = item["serial"], item.get("model") or (device.model if device else None)
         reg.account_id, reg.site_id = t.account_id, t.site_id
         reg.registrant_id, reg.registered_by = req.actor.acting_id, req.actor.login
-        outcome, detail = await _apply_one(req, reg, device, t)
+        outcome, detail = await _apply_one(req, reg, device, t, notices)
         results.append({"mac": mac, "outcome": outcome, "detail": detail})
+    await notices.queue(req.session, req.actor.login, req.now)  # NTF-1: Claiming / Associating Device
     job = await _job(req, "pnp registration", results, {"account_id": t.account_id, "site_id": t.site_id})
     summary = job.summary
     req.audit_account = t.account_id
@@ -248,6 +253,7 @@ async def apply_registrations(req: Req) -> Any:
         )
     }
     results = []
+    notices = Notices()
     for reg in pending:
         site = await req.session.get(Site, reg.site_id)
         t = pnp.Target(
@@ -258,11 +264,12 @@ async def apply_registrations(req: Req) -> Any:
             site_has_profile=site is not None and site.profile_id is not None,
         )
         try:
-            outcome, detail = await _apply_one(req, reg, found.get(reg.mac), t)
+            outcome, detail = await _apply_one(req, reg, found.get(reg.mac), t, notices)
         except DomainError as exc:  # a DEV rule refused this device (no-profile, ...): it stays pending
             outcome, detail = exc.error, exc.detail
             reg.detail = f"{exc.error}: {exc.detail}"
         results.append({"mac": reg.mac, "outcome": outcome, "detail": detail})
+    await notices.queue(req.session, req.actor.login, req.now)
     placed = sum(r["outcome"] in pnp.PLACED for r in results)
     req.audit_message = f"applied pre-registrations: {placed} of {len(results)} pending devices placed"
     return {"results": results, "summary": {"total": len(results), "ready": placed, "pending": len(results) - placed}}

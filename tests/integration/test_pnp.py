@@ -21,6 +21,7 @@ from tests.integration.device_client import (
     import_phones,
     new_customer,
     new_site,
+    notifications,
     zero_touch,
 )
 
@@ -200,6 +201,12 @@ async def test_pnp1_qr_batch_scan_is_one_time_and_monitored(server: Running, adm
 
     scanned = (await cust.sp.post("/pnp/scan", {"payload": payloads[0]})).ok()
     assert scanned["site_id"] == site_a and scanned["account_id"] == cust.id
+    claimed, associated = (
+        await notifications(server, "claiming-device"),
+        await notifications(server, "associating-device"),
+    )
+    assert [n.account_id for n in claimed] == [cust.sp.account_id] and phones[0].mac in claimed[0].body  # NTF-1
+    assert [n.account_id for n in associated] == [cust.id]
     assert (await phones[0].enroll())["result"] == "redirect"
     moved = (await cust.sp.post("/pnp/scan", {"payload": payloads[1], "account_id": cust.id, "site_id": site_b})).ok()
     assert moved["site_id"] == site_b
