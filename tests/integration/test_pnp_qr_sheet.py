@@ -21,7 +21,7 @@ from server.runner import Running
 from tests.conftest import ADMIN_PASSWORD
 from tests.integration.client import PASSWORD, ApiClient
 from tests.integration.device_client import Phone, entry, import_phones, new_customer, new_site, zero_touch
-from tests.lab_tiers import need_zbarimg
+from tests.lab_tiers import need_tool, need_zbarimg
 
 
 async def run(*args: str, server: str, login: str = "admin", password: str = ADMIN_PASSWORD) -> tuple[int, str, str]:
@@ -158,3 +158,31 @@ async def test_pnp1_cli_registers_devices_from_a_file(server: Running, admin: Ap
     assert code == 0, stderr
     assert json.loads(stdout)["outcomes"] == {"ready": 2, "pending": 1}
     assert (await phones[0].enroll())["result"] == "redirect"
+
+
+async def test_pnp1_the_sheet_as_a_browser_renders_it_is_read_whole_by_zbarimg(
+    server: Running, admin: ApiClient, tmp_path: Path
+) -> None:
+    """The page a person prints, not the images inside it: Chromium renders sheet.html, zbarimg
+    finds every code on the one screenshot."""
+    zbarimg = need_zbarimg()
+    chromium = need_tool("chromium", package="chromium")
+    phones = [Phone.make(server) for _ in range(50)]
+    await import_phones(admin, phones)
+    out = tmp_path / "codes"
+    code, stdout, stderr = await run("qr", "batch", "--count", "50", "--out", str(out), "--format", "html",
+                                     server=admin.base)  # fmt: skip
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.csv", "sheet.html"]
+    shot = tmp_path / "sheet.png"
+    rendered = subprocess.run(  # noqa: S603 - the Debian browser on a file this test wrote
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+         "--window-size=900,3300", (out / "sheet.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert rendered.returncode == 0 and shot.exists(), rendered.stderr[-2000:]
+
+    payloads = zbar_decode(zbarimg, [shot])
+
+    assert sorted(pnp_qr.parse_payload(p).mac for p in payloads) == sorted(p.mac for p in phones)
+    assert {pnp_qr.parse_payload(p).batch for p in payloads} == {json.loads(stdout)["number"]}
