@@ -32,6 +32,7 @@ MODULES = (
     "server.api.trust",
     "server.api.order_systems",  # DEP-1
     "server.api.orders",
+    "server.api.pnp",  # PNP-1
     "server.api.slots",  # FF-1
     "server.api.direct_add",
     "server.api.merge_provider",

@@ -51,6 +51,9 @@ PARTNER = EVERYONE | {
     "labels.write",
     "labels.read",
     "jobs.create",  # DEV-8, DEV-9
+    "fleet.slots",
+    "fleet.direct_add",
+    "billing.read",  # FF-1: slots, direct additions, the billing report of its subtree
 }
 EXPECTED: dict[str, set[str]] = {
     "platform": EVERYONE
@@ -77,6 +80,9 @@ EXPECTED: dict[str, set[str]] = {
         "orders.systems",
         "orders.submit",
         "orders.read",  # DEP-1: order systems of any seller account
+        "fleet.slots",
+        "fleet.direct_add",
+        "billing.read",  # FF-1
     },
     "manufacturer": EVERYONE | {"devices.import", "devices.label_codes"},  # DEV-1, DEV-3 claim proof
     "service_provider": PARTNER
