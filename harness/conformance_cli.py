@@ -61,7 +61,8 @@ def conformance() -> None:
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Run the devices in parallel: up to N pytest processes, each a shard of the lab's devices "
               "(physical phones one at a time per shard, in up to [options] physical_jobs shards sharing the "
-              "bench; the server suite once), merged into one report.")
+              "bench; the simulated devices in at most [options] concurrency shards; the server suite once), "
+              "merged into one report.")
 @click.option("-v", "--verbose", count=True, help="More pytest output (repeatable).")
 def run(
     target: str,

@@ -10,7 +10,8 @@
 
     [options]
     seed = 1                       # derives MACs and serials of simulated devices
-    concurrency = 4
+    concurrency = 4                # simulated devices at once: a fleet's phones, and at most this
+                                   # many simulated shards under `conformance run --jobs N`
     network_path = "loopback"      # or "namespaces": simulated devices boot over a lab network in
                                    # namespaces (DHCP, LLDP, HTTP on veth; root; the device suite only)
     physical_jobs = 1              # physical phones at once under `conformance run --jobs N`

@@ -6,7 +6,10 @@ Decisions:
 - Physical phones are dealt round-robin over up to `[options] physical_jobs` bench shards
   (default 1), each running its phones one after another; bounded by N, and never leaving the
   simulated devices without a shard of their own. Simulated devices are dealt round-robin over
-  the other shards, so N jobs run N-B simulated shards beside B benches (N when there is none).
+  the other shards, so N jobs run N-B simulated shards beside B benches (N when there is none),
+  and never more than the lab's `[options] concurrency` (the simulated devices at once, as for
+  a fleet). N is the machine's budget of processes (a command-line flag, default 1: a lab file
+  cannot know the machine it runs on), `physical_jobs` the bench's and `concurrency` the lab's.
 - One bench shard serves the bench itself, as a run without shards does. Several share it
   through the bench hub (`harness.bench_hub`), which this process runs for the shards' lifetime:
   every phone needs the same lab network (one DHCP server on the LAN, one capture) and the same
@@ -46,11 +49,13 @@ from harness.report import aggregate_matrix, rule_coverage, summarize
 __all__ = ["bench_hub", "merge_junit", "merge_reports", "plan_shards", "run_shards"]
 
 
-def plan_shards(drivers: Sequence[str], jobs: int, physical_jobs: int = 1) -> list[list[int]]:
+def plan_shards(
+    drivers: Sequence[str], jobs: int, physical_jobs: int = 1, concurrency: int | None = None
+) -> list[list[int]]:
     """Positions of the devices (by their driver) per shard (module docstring): at most `jobs`; the
     physical phones dealt round-robin over up to `physical_jobs` bench shards (each runs its phones
     one after another), never leaving the simulated devices without a shard; the simulated ones
-    round-robin over the rest. Bench shards come first."""
+    round-robin over the rest, in at most `concurrency` shards. Bench shards come first."""
     physical = [i for i, d in enumerate(drivers) if d != "simulated"]
     simulated = [i for i, d in enumerate(drivers) if d == "simulated"]
     benches = min(len(physical), max(1, physical_jobs), max(1, jobs - (1 if simulated else 0))) if physical else 0
@@ -58,6 +63,8 @@ def plan_shards(drivers: Sequence[str], jobs: int, physical_jobs: int = 1) -> li
     bench_shards: list[list[int]] = [[] for _ in range(benches)]
     for n, position in enumerate(physical):
         bench_shards[n % benches].append(position)
+    if concurrency is not None:
+        slots = min(slots, max(1, concurrency))
     shards: list[list[int]] = [[] for _ in range(min(slots, len(simulated)))]
     for n, position in enumerate(simulated):
         shards[n % len(shards)].append(position)
@@ -161,8 +168,9 @@ def run_shards(root: Path, suites: Sequence[str], common: Sequence[str], report_
         plans.append((["server"], None))
     if "device" in suites:  # the server suite's shard counts toward the N jobs
         device_jobs = max(1, jobs - len(plans))
+        options = lab.options
         plans += [(["device"], positions)
-                  for positions in plan_shards(drivers, device_jobs, lab.options.physical_jobs)]
+                  for positions in plan_shards(drivers, device_jobs, options.physical_jobs, options.concurrency)]
     benches = sum(1 for _, p in plans if p is not None and any(drivers[i] != "simulated" for i in p))
     try:
         with bench_hub(lab, devices, report_dir, benches) as env:

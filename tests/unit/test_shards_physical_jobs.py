@@ -27,6 +27,13 @@ def test_jobs_bound_the_bench_shards_and_the_simulated_devices_keep_one() -> Non
     assert plan_shards(["physical"] * 4, 3, 4) == [[0, 3], [1], [2]]  # no simulated device: all jobs benches
 
 
+def test_the_labs_concurrency_bounds_the_simulated_shards_jobs_the_machines() -> None:
+    drivers = ["simulated"] * 6 + ["physical"]
+    assert plan_shards(drivers, 8, 1, concurrency=2) == [[6], [0, 2, 4], [1, 3, 5]]  # the lab: 2 at once
+    assert plan_shards(drivers, 3, 1, concurrency=4) == [[6], [0, 2, 4], [1, 3, 5]]  # the machine: 3 jobs
+    assert plan_shards(["simulated"] * 3, 8, concurrency=1) == [[0, 1, 2]]  # one after another
+
+
 def test_one_physical_job_is_todays_single_bench_shard() -> None:
     drivers = ["simulated", "physical", "simulated", "physical", "simulated"]
     assert plan_shards(drivers, 3, 1) == plan_shards(drivers, 3) == [[1, 3], [0, 4], [2]]
