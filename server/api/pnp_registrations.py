@@ -6,7 +6,7 @@ Decisions (docs/pnp.md):
   `pnp-registration`, run in the request, one result per device). Per device: `ready` (an
   imported, approved device with this MAC and serial: claimed, associated with the site and
   activated now), `already-placed`, `pending` (not imported or not approved yet: kept, placed by
-  a later `POST /pnp/registrations/apply`), or refused (`serial-mismatch`, `held-elsewhere`,
+  its approval, or else by a later `POST /pnp/registrations/apply`), or refused (`serial-mismatch`, `held-elsewhere`,
   `invalid` for a MAC named twice, `registered-elsewhere` for a MAC an account outside the
   caller's hierarchy registered) — a refused device writes nothing of its own.
 - Whole-call refusals (body, account or site out of scope, site without a profile) write nothing.
@@ -242,9 +242,23 @@ async def list_registrations(req: Req) -> Any:
     tag="pnp",
 )
 async def apply_registrations(req: Req) -> Any:
-    stmt = select(PnpRegistration).where(_in_scope(req), PnpRegistration.status == "pending")
-    if "macs" in req.body:
-        stmt = stmt.where(PnpRegistration.mac.in_(normalize_macs(req.body["macs"])))
+    macs = normalize_macs(req.body["macs"]) if "macs" in req.body else None
+    results = await place_pending(req, macs, scoped=True)
+    placed = sum(r["outcome"] in pnp.PLACED for r in results)
+    req.audit_message = f"applied pre-registrations: {placed} of {len(results)} pending devices placed"
+    return {"results": results, "summary": {"total": len(results), "ready": placed, "pending": len(results) - placed}}
+
+
+async def place_pending(req: Req, macs: list[str] | None, *, scoped: bool) -> list[dict[str, Any]]:
+    """Place the pending registrations (of `macs`, or all) whose devices can be placed now, in the
+    caller's transaction: `apply` (scoped to what the caller sees) and, unscoped, the approval of
+    devices (`POST /devices/approve`): a device pre-registered before it was imported is placed
+    the moment it is approved, so it enrolls on first contact with nothing more to do."""
+    stmt = select(PnpRegistration).where(PnpRegistration.status == "pending")
+    if scoped:
+        stmt = stmt.where(_in_scope(req))
+    if macs is not None:
+        stmt = stmt.where(PnpRegistration.mac.in_(macs))
     pending = list(await req.session.scalars(stmt.order_by(PnpRegistration.id).with_for_update()))
     found = {
         d.mac: d
@@ -270,6 +284,4 @@ async def apply_registrations(req: Req) -> Any:
             reg.detail = f"{exc.error}: {exc.detail}"
         results.append({"mac": reg.mac, "outcome": outcome, "detail": detail})
     await notices.queue(req.session, req.actor.login, req.now)
-    placed = sum(r["outcome"] in pnp.PLACED for r in results)
-    req.audit_message = f"applied pre-registrations: {placed} of {len(results)} pending devices placed"
-    return {"results": results, "summary": {"total": len(results), "ready": placed, "pending": len(results) - placed}}
+    return results

@@ -68,11 +68,12 @@ async def test_pnp1_preregistered_device_enrolls_on_first_contact(server: Runnin
     first = await known.enroll()
     assert first.status == 200 and first["result"] == "redirect", first.body
     assert first["provisioning"]["url"] == URL_A
-    # The second device is imported and approved later; an apply places it, no other configuration.
+    # The second device is imported and approved later: the approval places it, nothing else to do.
     await import_phones(admin, [later])
-    applied = (await cust.sp.post("/pnp/registrations/apply", {})).ok()
-    assert applied["summary"] == {"total": 1, "ready": 1, "pending": 0}, applied
     reply = await later.enroll()
+    assert reply.status == 200 and reply["result"] == "redirect", reply.body
+    applied = (await cust.sp.post("/pnp/registrations/apply", {})).ok()
+    assert applied["summary"] == {"total": 0, "ready": 0, "pending": 0}, applied  # nothing was left
     assert reply.status == 200 and reply["result"] == "redirect", reply.body
     listed = (await cust.sp.get("/pnp/registrations", status="ready")).ok()
     assert {r["mac"] for r in listed["items"]} == {known.mac, later.mac}
@@ -286,9 +287,8 @@ async def test_pnp1_another_hierarchys_pending_registration_is_not_overwritten(
     assert ans.ok()["results"][0]["outcome"] == "pending"
     ans = await second.sp.post("/pnp/registrations", {"account_id": second.id, "site_id": site_x, "devices": [device]})
     assert ans.ok()["results"][0]["outcome"] == "registered-elsewhere"
-    await import_phones(admin, [later])
-    assert (await second.sp.post("/pnp/registrations/apply", {})).ok()["summary"]["total"] == 0
-    assert (await admin.get("/pnp/registrations", status="pending")).ok()["items"][0]["site_id"] == site_a
-    (await admin.post("/pnp/registrations/apply", {})).ok()  # the platform, after approving
+    await import_phones(admin, [later])  # the approval places it where the first registrant said
+    assert (await admin.get("/pnp/registrations", status="pending")).ok()["total"] == 0
+    assert (await admin.get("/pnp/registrations", status="ready")).ok()["items"][0]["site_id"] == site_a
     reply = await later.enroll()
     assert reply.status == 200 and reply["provisioning"]["url"] == URL_A, reply.body

@@ -193,7 +193,14 @@ async def approve_devices(req: Req) -> Any:
     failed = sum(r["status"] == "FAIL" for r in results)
     if failed == len(results):
         raise all_failed([not_found("device-not-found", "no such imported device")] * failed, results)
-    req.audit_message = f"approved {len(results) - failed} devices"
+    from server.api.pnp_registrations import place_pending  # PNP-1 (imports this package)
+    from server.domain.pnp import PLACED
+
+    placed = await place_pending(req, [r["mac"] for r in results if r["status"] == "SUCCESS"], scoped=False)
+    preregistered = sum(r["outcome"] in PLACED for r in placed)
+    req.audit_message = f"approved {len(results) - failed} devices" + (
+        f"; {preregistered} pre-registered devices placed at their sites (PNP-1)" if preregistered else ""
+    )
     return {"results": results, "summary": {"succeeded": len(results) - failed, "failed": failed}}
 
 
