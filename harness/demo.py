@@ -17,7 +17,7 @@ import aiohttp
 from rich.console import Console
 
 import fixtures
-from harness.demo_seeds import order_flow
+from harness.demo_seeds import ff_flow, order_flow, pnp_flow
 from server.runner import SIMULATION_GUESSING, ServeConfig, start
 
 ADMIN_PASSWORD = "Demo-Platform-Pw-1"  # noqa: S105 - a throwaway lab password for the embedded server
@@ -41,7 +41,17 @@ class Session:
     base: str
     http: aiohttp.ClientSession
     console: Console
+    data_dir: Path | None = None  # the embedded server's: its manufacturer CA issues new phones' certificates
     steps: list[Step] = field(default_factory=list)
+
+    def factory(self, mac: str, serial: str, model: str) -> tuple[str, str]:
+        """(PEM, thumbprint) of a new phone's factory certificate from the server's manufacturer CA
+        (PROTOCOL §1): what a phone is born with and its import row names."""
+        from server.pki.store import ensure_pki
+
+        assert self.data_dir is not None
+        issued = ensure_pki(self.data_dir).issue_factory(mac, serial, model)
+        return issued.cert_pem.decode(), issued.thumbprint
 
     async def call(
         self,
@@ -89,7 +99,7 @@ async def run_demo(console: Console | None = None, data_dir: Path | None = None)
         console.print(f"[bold]enrollab demo[/] — embedded server at {running.admin_url} (SQLite in {cfg.data_dir})\n")
         try:
             async with aiohttp.ClientSession() as http:
-                s = Session(running.admin_url + "/api/v1", http, console)
+                s = Session(running.admin_url + "/api/v1", http, console, data_dir=cfg.data_dir)
                 await _scenario(s)
                 return s.steps
         finally:
@@ -300,3 +310,5 @@ async def _scenario(s: Session) -> None:
         show=lambda b: f"{b['total']} entries, latest: {b['items'][0]['action']}",
     )
     await order_flow(s, admin, spt, customer, site)
+    await pnp_flow(s, admin, spt, customer, site, profile, s.factory)
+    await ff_flow(s, admin, spt, customer, site)
