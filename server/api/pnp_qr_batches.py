@@ -15,8 +15,9 @@ Decisions (docs/pnp.md):
   finds the code by the token's hash and checks that the payload's batch, MAC and serial are that
   code's (403 `qr-token-invalid` otherwise: forged or altered), that it was never scanned (409
   `qr-code-used`) nor revoked (409 `qr-code-revoked`); then places the device at the site
-  (claim, associate, activate: `pnp.place`). The code is spent with a conditional UPDATE, so two
-  scans of one code at once onboard the device once. A refused scan writes nothing.
+  (claim, associate, activate: `pnp.place`). The code is spent first, with a conditional UPDATE,
+  so of two scans of one code at once one onboards the device and the other is 409
+  `qr-code-used`. A refused scan writes nothing (the spending rolls back with it).
 """
 
 from __future__ import annotations
@@ -374,11 +375,13 @@ async def scan_qr_code(req: Req) -> Any:
     if site_id is None:
         raise invalid("site-required", "Name the site to onboard the device into (site_id): its batch names none.")
     t = await target(req, account_id, site_id)
+    # Lock the device, then spend the code, then place: a second scan of this device at the same
+    # moment (this code or another of its codes) waits on the device's row and then finds its code
+    # spent or revoked (409), whoever it would have placed the device for. One lock order for
+    # every scan, so two never deadlock; a refusal below rolls the spending back with the rest.
     device = await req.session.scalar(select(Device).where(Device.mac == code.mac).with_for_update())
     if device is None:
         raise not_found("device-not-found", f"the device {code.mac} of this code is no longer imported")
-    before = state_of(device)
-    after = pnp.place(before, t)
     spent = await req.session.execute(
         update(QrCode)
         .where(QrCode.id == code.id, QrCode.scanned_at.is_(None), QrCode.revoked_at.is_(None))
@@ -389,6 +392,8 @@ async def scan_qr_code(req: Req) -> Any:
         raise DomainError(
             "qr-code-used", "This QR code was scanned at the same moment elsewhere; a code works once.", 409
         )
+    before = state_of(device)
+    after = pnp.place(before, t)
     await req.session.execute(
         update(QrCode)
         .where(QrCode.mac == code.mac, QrCode.id != code.id, QrCode.scanned_at.is_(None), QrCode.revoked_at.is_(None))
