@@ -8,8 +8,11 @@ Decisions (docs/fleet-freedom.md has the contract, docs/decisions.md "FF-1" the 
   with the serial the administrator needs no reporting id at all, as the seed wants.
 - A merge without `v` adds; with `v` it updates, only while the stored version is still `v`
   (optimistic concurrency); every update answers the next version, `v + 1`.
-- A slot is filled only by the very device it names, of the expected model, that is not held by
-  an account outside the slot account's line (the slot account itself or an account above it).
+- A slot is filled only by the very device it names, of the expected model, held by the slot's
+  account, or by an account above it that the slot's creator administers (it moves down, as the
+  creator could move it itself: ACC-7), or by nobody — then filling is a claim, and DEV-3's proof
+  holds: the slot names the device's serial number (a MAC alone is on every network the phone
+  joined), the device has no label code and the slot account's line requires none.
 """
 
 from __future__ import annotations
@@ -125,6 +128,8 @@ class SlotView:
     account_path: str
     account_enabled: bool = True
     site_has_profile: bool = True
+    creator_path: str | None = None  # the account of the administrator who prepared it (None: gone)
+    label_code_required: bool = False  # the slot account's line claims with label codes only (DEV-3)
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,7 @@ class ReportingDevice:
     serial: str
     model: str
     owner_path: str | None
+    has_label_code: bool = False
 
 
 def fill_refusal(slot: SlotView, device: ReportingDevice) -> tuple[str, str] | None:
@@ -143,8 +149,17 @@ def fill_refusal(slot: SlotView, device: ReportingDevice) -> tuple[str, str] | N
         return "slot-other-device", "The slot names another device."
     if slot.model != device.model:
         return "slot-model-mismatch", f"The slot expects a {slot.model}; the device is a {device.model}."
-    if device.owner_path is not None and not slot.account_path.startswith(device.owner_path):
+    if device.owner_path is None:
+        if slot.serial is None:
+            return "slot-claim-proof", "The device is held by nobody: a slot claims it by its serial only (DEV-3)."
+        if device.has_label_code or slot.label_code_required:
+            return "slot-claim-proof", "The device is claimed with its label code only (DEV-3): POST /devices/claim."
+    elif not slot.account_path.startswith(device.owner_path):
         return "slot-owner-conflict", "The device is held by an account outside the slot account's line."
+    elif device.owner_path != slot.account_path and not (
+        slot.creator_path is not None and device.owner_path.startswith(slot.creator_path)
+    ):
+        return "slot-owner-conflict", "The device is held above the slot's account, outside its creator's reach."
     if not slot.account_enabled:
         return "disabled-account", "The slot's account is disabled (ACC-5)."
     if not slot.site_has_profile:

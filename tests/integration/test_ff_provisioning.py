@@ -102,6 +102,83 @@ async def test_ff1_a_slot_for_another_model_stays_open(server: Running, admin: A
     assert refused.status == "FAIL" and "slot-model-mismatch" in refused.message
 
 
+async def test_ff1_a_slot_fills_by_the_imported_serial_whatever_serial_the_body_says(
+    server: Running, admin: ApiClient
+) -> None:
+    phone = Phone.make(server)
+    await import_phones(admin, [phone])
+    cust = await new_customer(admin)
+    site = await new_site(cust.sp, cust.id, entry())
+    slot = (await cust.customer.post("/slots", {"site_id": site, "model": "J179", "serial": phone.serial})).ok()
+
+    answer = await phone.enroll(serial="SOMETHINGELSE")
+
+    assert answer["result"] == "redirect", answer.body
+    assert (await cust.customer.get(f"/slots/{slot['id']}")).ok()["filled_mac"] == phone.mac
+
+
+async def test_ff1_a_slot_by_mac_alone_claims_no_device_held_by_nobody(server: Running, admin: ApiClient) -> None:
+    """DEV-3: a MAC is on every network the phone joined; taking an unclaimed device needs its serial."""
+    phone = Phone.make(server)
+    await import_phones(admin, [phone])
+    cust = await new_customer(admin)
+    site = await new_site(cust.sp, cust.id, entry())
+    slot = (await cust.customer.post("/slots", {"site_id": site, "model": "J179", "mac": phone.mac})).ok()
+
+    answer = await phone.enroll()
+
+    assert answer["result"] == "code_required", answer.body
+    assert (await device_row(server, phone.mac)).owner_id is None
+    assert (await cust.customer.get(f"/slots/{slot['id']}")).ok()["state"] == "open"
+    (refused,) = await audit(server, "slot.fill")
+    assert refused.status == "FAIL" and "slot-claim-proof" in refused.message
+
+
+async def test_ff1_a_customers_slot_takes_no_device_of_the_account_above_it(server: Running, admin: ApiClient) -> None:
+    """ACC-7: moving the service provider's device down is the service provider's act, not its customer's."""
+    phone = Phone.make(server)
+    await import_phones(admin, [phone])
+    cust = await new_customer(admin)
+    site = await new_site(cust.sp, cust.id, entry())
+    (await cust.sp.post("/devices/claim", {"mac": phone.mac, "serial": phone.serial})).ok()
+    mine = (await cust.customer.post("/slots", {"site_id": site, "model": "J179", "mac": phone.mac})).ok()
+
+    await phone.enroll()
+
+    assert (await device_row(server, phone.mac)).owner_id == cust.sp.account_id
+    assert (await cust.customer.get(f"/slots/{mine['id']}")).ok()["state"] == "open"
+    (refused,) = await audit(server, "slot.fill")
+    assert refused.status == "FAIL" and "slot-owner-conflict" in refused.message
+    # the service provider's own slot for its customer moves it down
+    (await cust.customer.call("DELETE", f"/slots/{mine['id']}")).ok()
+    (await cust.sp.post("/slots", {"site_id": site, "model": "J179", "mac": phone.mac})).ok()
+    answer = await phone.enroll()
+    assert answer["result"] == "redirect", answer.body
+    assert (await device_row(server, phone.mac)).owner_id == cust.id
+
+
+async def test_ff1_a_slot_takes_no_device_its_account_refuses_nor_a_denied_certificate(
+    server: Running, admin: ApiClient
+) -> None:
+    """Issue 13 holds for slots as for codes: the account's manufacturer allow-list, the deny-list."""
+    phone, denied = Phone.make(server), Phone.make(server)
+    await import_phones(admin, [phone, denied])
+    cust = await new_customer(admin)
+    site = await new_site(cust.sp, cust.id, entry())
+    (await admin.post("/certificates/denied", {"thumbprints": [denied.factory.thumbprint], "reason": "lost"})).ok()
+    (await cust.sp.call("PUT", f"/accounts/{cust.id}/manufacturers", {"manufacturers": []})).ok()
+    slots = [(await cust.sp.post("/slots", {"site_id": site, "model": "J179", "serial": p.serial})).ok()
+             for p in (phone, denied)]
+
+    await phone.enroll()
+    await denied.enroll()
+
+    assert [(await device_row(server, p.mac)).owner_id for p in (phone, denied)] == [None, None]
+    assert [(await cust.sp.get(f"/slots/{s['id']}")).ok()["state"] for s in slots] == ["open", "open"]
+    (refused,) = await audit(server, "slot.fill")
+    assert refused.status == "FAIL" and "manufacturer-not-allowed" in refused.message
+
+
 async def test_ff1_slot_bad_input_is_refused_and_writes_nothing(server: Running, admin: ApiClient) -> None:
     cust = await new_customer(admin)
     site = await new_site(cust.sp, cust.id, entry())

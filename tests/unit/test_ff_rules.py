@@ -44,8 +44,11 @@ def test_ff1_a_slot_names_its_device_by_exactly_one_of_mac_and_serial() -> None:
         assert refused.value.error == "slot-target"
 
 
-SLOT = ff.SlotView("J179", None, "SN1", "/00000001/11111111/22222222/")
+SP_PATH = "/00000001/11111111/"
+SLOT = ff.SlotView("J179", None, "SN1", "/00000001/11111111/22222222/", creator_path=SP_PATH)
+BY_MAC = ff.SlotView("J179", "A4251B000001", None, SLOT.account_path, creator_path=SP_PATH)
 DEVICE = ff.ReportingDevice("A4251B000001", "SN1", "J179", None)
+HELD_ABOVE = ff.ReportingDevice("A4251B000001", "SN1", "J179", SP_PATH)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +62,15 @@ DEVICE = ff.ReportingDevice("A4251B000001", "SN1", "J179", None)
         (SLOT, ff.ReportingDevice("A4251B000001", "SN1", "J179", "/00000001/11111111/"), None),
         (SLOT, ff.ReportingDevice("A4251B000001", "SN1", "J179", SLOT.account_path), None),
         (SLOT, ff.ReportingDevice("A4251B000001", "SN1", "J179", "/00000001/33333333/"), "slot-owner-conflict"),
+        # moving it down is the creator's act (ACC-7): a customer's slot takes no device of its reseller
+        (ff.SlotView("J179", None, "SN1", SLOT.account_path, creator_path=SLOT.account_path), HELD_ABOVE,
+         "slot-owner-conflict"),
+        (ff.SlotView("J179", None, "SN1", SLOT.account_path, creator_path=None), HELD_ABOVE, "slot-owner-conflict"),
+        (BY_MAC, HELD_ABOVE, None),
+        # held by nobody, filling is a claim (DEV-3): by the serial, without a label code
+        (BY_MAC, DEVICE, "slot-claim-proof"),
+        (SLOT, ff.ReportingDevice("A4251B000001", "SN1", "J179", None, has_label_code=True), "slot-claim-proof"),
+        (ff.SlotView("J179", None, "SN1", SLOT.account_path, label_code_required=True), DEVICE, "slot-claim-proof"),
         (ff.SlotView("J179", None, "SN1", SLOT.account_path, account_enabled=False), DEVICE, "disabled-account"),
         (ff.SlotView("J179", None, "SN1", SLOT.account_path, site_has_profile=False), DEVICE,
          "site-without-profile"),
