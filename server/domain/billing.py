@@ -7,6 +7,9 @@ Decisions:
 - An update (a merge with `v`) and a two-step fill are not billed; only direct additions.
 - A month is written `YYYY-MM` (months 01-12, years 2000-9999); it spans [first day 00:00 UTC,
   first day of the next month 00:00 UTC).
+- The CSV is opened in spreadsheets, so a cell that would start a formula there (`=`, `+`, `-`,
+  `@`, a tab or a carriage return: a login such as `-2+3@x.io` is a valid e-mail) is written
+  with a leading `'` (OWASP's CSV-injection advice); the JSON keeps the value as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from server.domain.errors import invalid
 
 _MONTH = re.compile(r"(?P<year>[2-9][0-9]{3})-(?P<month>0[1-9]|1[0-2])")
 CSV_COLUMNS = ("account_id", "month", "mac", "kind", "via", "added_by", "added_at", "present")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def parse_month(text: str | None) -> tuple[datetime, datetime]:
@@ -114,5 +118,14 @@ def report_csv(r: Report, columns: Sequence[str] = CSV_COLUMNS) -> str:
     writer.writerow(columns)
     for a in r.items:
         row = _row(a)
-        writer.writerow(["true" if v is True else "false" if v is False else v for v in (row[c] for c in columns)])
+        writer.writerow([csv_cell(row[c]) for c in columns])
     return out.getvalue()
+
+
+def csv_cell(value: object) -> str:
+    """One CSV cell: booleans as true/false, text that a spreadsheet would run as a formula
+    neutralised with a leading `'` (module docstring)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text

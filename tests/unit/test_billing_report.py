@@ -24,7 +24,8 @@ def test_ff1_a_month_spans_its_utc_days() -> None:
     assert billing.month_of(datetime(2026, 11, 30, 23, 30, tzinfo=timezone(timedelta(hours=-2)))) == "2026-12"
 
 
-@pytest.mark.parametrize("text", ["2026-13", "2026-00", "26-11", "2026-1", "2026/11", "", None, "２０２６-11"])
+@pytest.mark.parametrize("text", ["2026-13", "2026-00", "0000-01", "1999-12", "26-11", "2026-1", "2026/11",
+                                  "2026-11-01", " 2026-11", "garbage", "", None, "２０２６-11"])
 def test_ff1_a_month_that_is_no_yyyy_mm_is_refused(text: str | None) -> None:
     with pytest.raises(DomainError) as refused:
         billing.parse_month(text)
@@ -54,3 +55,14 @@ def test_ff1_the_csv_has_the_documented_columns_and_one_row_per_addition() -> No
     assert rows[0] == list(billing.CSV_COLUMNS)
     assert rows[1] == ["12345678", "2026-11", "A4251B000001", "J179", "rest", "admin", nov.isoformat(), "false"]
     assert billing.report_json(report)["direct_additions"] == 1
+
+
+@pytest.mark.parametrize("login", ["=HYPERLINK(\"http://x.test\")", "+SUM(A1)@x.io", "-2+3@x.io", "@SUM(A1)",
+                                   "\tcmd", "\rcmd"])
+def test_ff1_a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_neutralised(login: str) -> None:
+    at = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    entry = billing.Addition("12345678", "2026-11", "A4251B000001", "J179", "rest", login, at, True)
+    report = billing.report("12345678", "2026-11", [entry])
+    (row,) = list(csv.DictReader(io.StringIO(billing.report_csv(report))))
+    assert row["added_by"] == "'" + login and row["present"] == "true"
+    assert billing.report_json(report)["items"][0]["added_by"] == login  # JSON: the value itself
