@@ -6,9 +6,18 @@ Decisions (docs/pnp.md):
   `pnp-registration`, run in the request, one result per device). Per device: `ready` (an
   imported, approved device with this MAC and serial: claimed, associated with the site and
   activated now), `already-placed`, `pending` (not imported or not approved yet: kept, placed by
-  its approval, or else by a later `POST /pnp/registrations/apply`), or refused (`serial-mismatch`, `held-elsewhere`,
-  `invalid` for a MAC named twice, `registered-elsewhere` for a MAC an account outside the
-  caller's hierarchy registered) — a refused device writes nothing of its own.
+  its approval, or else by a later `POST /pnp/registrations/apply`), or refused (`not-proven`,
+  `held-elsewhere`, `invalid` for a MAC named twice, `registered-elsewhere` for a MAC an account
+  outside the caller's hierarchy registered, `too-many-attempts`) — a refused device writes
+  nothing of its own.
+- A registration claims, so it proves possession as `POST /devices/claim` does (DEV-3, issue 13):
+  MAC and serial, plus the label code where the device has one or the registrant's account
+  requires one (then every device of the call needs one: 422 `label-code-required` before any
+  look-up). The label code is kept as its hash (`claim_proof.label_code_hash`) until the device
+  is placed, never shown. A wrong proof is `not-proven` whichever part was wrong, and one failure
+  of the registrant's claim budget (shared with claims: a spent budget refuses the call, 429
+  `too-many-attempts`, and the devices after it in a call). A MAC not imported yet is `pending`
+  and costs nothing: that is what pre-registration is for.
 - Whole-call refusals (body, account or site out of scope, site without a profile) write nothing.
 - An apply carries out what the registrants asked for, on their behalf (claim by the registrant,
   association with its target): any administrator who sees the registrations may run it
@@ -25,11 +34,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from server.api.devices import Notices, state_of
+from server.api.devices.claim import check_claim_budget, label_code_required_for, too_many_claims
 from server.api.devices.visibility import normalize_macs
 from server.api.pnp_common import ACCOUNT_ID, MAC, MODEL, PLACE_ACTIONS, SERIAL, SITE_ID, event, store_state, target
 from server.api.routing import Api, Req
 from server.api.scope import subtree_clause
-from server.domain import pnp
+from server.domain import claim_proof, pnp
 from server.domain.errors import DomainError, invalid
 from server.domain.identity import normalize_mac
 from server.store.models import Account, Device, Job, JobResult, PnpRegistration, Site
@@ -52,7 +62,12 @@ REGISTER = {
                 "type": "object",
                 "required": ["mac", "serial"],
                 "additionalProperties": False,
-                "properties": {"mac": MAC, "serial": {**SERIAL, "writeOnly": True}, "model": MODEL},
+                "properties": {
+                    "mac": MAC,
+                    "serial": {**SERIAL, "writeOnly": True},
+                    "model": MODEL,
+                    "label_code": {"type": "string", "minLength": 1, "maxLength": 64, "writeOnly": True},
+                },
             },
         },
     },
@@ -79,11 +94,15 @@ def registration_json(r: PnpRegistration) -> dict[str, Any]:
 
 
 async def _apply_one(
-    req: Req, reg: PnpRegistration, device: Device | None, t: pnp.Target, notices: Notices
+    req: Req, reg: PnpRegistration, device: Device | None, t: pnp.Target, code_required: bool, notices: Notices
 ) -> tuple[str, str | None]:
-    """Place one registered device now when it can be; the outcome and its detail."""
+    """Place one registered device now when it can be; the outcome and its detail. A wrong proof
+    is one failure of the registrant's claim budget."""
     state = state_of(device) if device is not None else None
-    outcome, detail = pnp.register_outcome(state, reg.serial, t)
+    proof = pnp.Proof(reg.serial, reg.label_code_hash, code_required)
+    outcome, detail = pnp.register_outcome(state, proof, device.label_code_hash if device else None, t)
+    if outcome == "not-proven":
+        req.ctx.claims.record(reg.registrant_id, req.now)
     if outcome == "ready" and device is not None and state is not None:
         after = pnp.place(state, t)
         store_state(device, after)
@@ -91,9 +110,25 @@ async def _apply_one(
         event(req, "preregistered", device.mac, state, after)
     if outcome in pnp.PLACED:
         reg.status, reg.detail, reg.applied_at = "ready", None, req.now
+        reg.label_code_hash = None  # the proof has served
     else:  # still pending: why, for the list (a refused device's outcome is its detail)
         reg.status, reg.detail = "pending", detail if outcome == "pending" else f"{outcome}: {detail}"
     return outcome, detail
+
+
+def _label_codes(devices: list[dict[str, Any]], macs: list[str], code_required: bool) -> list[str | None]:
+    """Each device's label code hash (None: none given); the whole call is refused for a malformed
+    one, or a missing one under a policy requiring them — before any look-up, never quoting a code."""
+    hashes: list[str | None] = []
+    for item, mac in zip(devices, macs, strict=True):
+        code = item.get("label_code")
+        if code is None:
+            if code_required:
+                raise claim_proof.label_code_required()
+            hashes.append(None)
+            continue
+        hashes.append(claim_proof.label_code_hash(mac, claim_proof.normalize_label_code(code, mac)))
+    return hashes
 
 
 @api.route(
@@ -113,6 +148,9 @@ async def _apply_one(
 async def register_devices(req: Req) -> Any:
     devices = req.body["devices"]
     macs = [normalize_mac(d["mac"]) for d in devices]  # one malformed MAC refuses the call
+    check_claim_budget(req)
+    code_required = await label_code_required_for(req.session, req.actor.acting_id)
+    code_hashes = _label_codes(devices, macs, code_required)
     t = await target(req, req.body.get("account_id"), req.body["site_id"])
     if not t.site_has_profile:
         raise invalid("no-profile", "The site has no profile: its devices could not enroll (PRF-4).", t.site_id)
@@ -128,7 +166,7 @@ async def register_devices(req: Req) -> Any:
     results: list[dict[str, Any]] = []
     seen: set[str] = set()
     notices = Notices()
-    for item, mac in zip(devices, macs, strict=True):
+    for item, mac, code_hash in zip(devices, macs, code_hashes, strict=True):
         if mac in seen:
             results.append(
                 {"mac": mac, "outcome": "invalid", "detail": "duplicate-in-request: this MAC is named twice"}
@@ -145,18 +183,27 @@ async def register_devices(req: Req) -> Any:
             elsewhere = "another account (outside your hierarchy) registered this device"
             results.append({"mac": mac, "outcome": "registered-elsewhere", "detail": elsewhere})
             continue
+        if device is not None:
+            wait = req.ctx.claims.retry_after(req.actor.acting_id, req.now)
+            if wait is not None:  # spent during this call: not tried, whatever the device
+                results.append({"mac": mac, "outcome": "too-many-attempts", "detail": too_many_claims(wait).detail})
+                continue
         state = state_of(device) if device is not None else None
-        outcome, detail = pnp.register_outcome(state, item["serial"], t)
+        proof = pnp.Proof(item["serial"], code_hash, code_required)
+        outcome, detail = pnp.register_outcome(state, proof, device.label_code_hash if device else None, t)
         if outcome not in (*pnp.PLACED, "pending"):
+            if outcome == "not-proven":
+                req.ctx.claims.record(req.actor.acting_id, req.now)
             results.append({"mac": mac, "outcome": outcome, "detail": detail})
             continue
         if reg is None:
             reg = PnpRegistration(mac=mac, created_at=req.now)
             req.session.add(reg)
         reg.serial, reg.model = item["serial"], item.get("model") or (device.model if device else None)
+        reg.label_code_hash = code_hash
         reg.account_id, reg.site_id = t.account_id, t.site_id
         reg.registrant_id, reg.registered_by = req.actor.acting_id, req.actor.login
-        outcome, detail = await _apply_one(req, reg, device, t, notices)
+        outcome, detail = await _apply_one(req, reg, device, t, code_required, notices)
         results.append({"mac": mac, "outcome": outcome, "detail": detail})
     await notices.queue(req.session, req.actor.login, req.now)  # NTF-1: Claiming / Associating Device
     job = await _job(req, "pnp registration", results, {"account_id": t.account_id, "site_id": t.site_id})
@@ -268,7 +315,10 @@ async def place_pending(req: Req, macs: list[str] | None, *, scoped: bool) -> li
     }
     results = []
     notices = Notices()
+    policies: dict[str, bool] = {}  # registrant -> does its policy require label codes (DEV-3)
     for reg in pending:
+        if reg.registrant_id not in policies:
+            policies[reg.registrant_id] = await label_code_required_for(req.session, reg.registrant_id)
         site = await req.session.get(Site, reg.site_id)
         t = pnp.Target(
             actor_account_id=reg.registrant_id,
@@ -278,7 +328,7 @@ async def place_pending(req: Req, macs: list[str] | None, *, scoped: bool) -> li
             site_has_profile=site is not None and site.profile_id is not None,
         )
         try:
-            outcome, detail = await _apply_one(req, reg, found.get(reg.mac), t, notices)
+            outcome, detail = await _apply_one(req, reg, found.get(reg.mac), t, policies[reg.registrant_id], notices)
         except DomainError as exc:  # a DEV rule refused this device (no-profile, ...): it stays pending
             outcome, detail = exc.error, exc.detail
             reg.detail = f"{exc.error}: {exc.detail}"

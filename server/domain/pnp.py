@@ -12,6 +12,9 @@ Decisions (docs/pnp.md has the whole contract; docs/decisions.md "PNP-1"):
 - Pre-registration of a device not imported (or not approved) yet is kept `pending` and placed
   as soon as a later apply finds it imported and approved (DEV-1, DEV-2 still hold: nobody but
   the manufacturer imports and the platform approves).
+- A registration that claims a device proves possession as a claim does (DEV-3, issue 13): the
+  serial and, where the device has one or the registrant's policy requires one, the label code
+  (`proves_possession`). A wrong proof is `not-proven`, one outcome whichever part was wrong.
 - Reprovisioning keeps the identity (MAC = device id, serial, thumbprint, identity certificate):
   only owner, site and activation change; the order fields stay (DEV-5's erasing is for giving a
   device back, not for moving it). The device is activated at its new site, so its next contact
@@ -23,6 +26,7 @@ Decisions (docs/pnp.md has the whole contract; docs/decisions.md "PNP-1"):
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, replace
 
 from server.domain import devices as rules
@@ -33,7 +37,7 @@ REGISTRATION_OUTCOMES = (
     "already-placed",
     "pending",
     "held-elsewhere",
-    "serial-mismatch",
+    "not-proven",
     "registered-elsewhere",
     "invalid",
 )
@@ -84,12 +88,48 @@ def place(state: rules.DeviceState, target: Target) -> rules.DeviceState:
     return rules.activate(placed, target.actor_account_id)
 
 
-def register_outcome(state: rules.DeviceState | None, serial: str, target: Target) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class Proof:
+    """What a registration shows for its device (DEV-3): the serial printed on the box, the label
+    code's hash (`claim_proof.label_code_hash`, None: none given) and whether the registrant's
+    policy requires label codes."""
+
+    serial: str
+    label_code_hash: str | None = None
+    code_required: bool = False
+
+
+_NO_CODE = "0" * 64  # compared when a side has no label code: same work, never equal
+
+
+def proves_possession(state: rules.DeviceState, proof: Proof, device_code_hash: str | None) -> bool:
+    """DEV-3, as `claim_proof.matches` on stored hashes: the serial is the device's; a claim (the
+    device is unclaimed) also needs the device's label code where it has one, and is refused for
+    a device without one when the registrant's policy requires label codes."""
+    same_code = hmac.compare_digest(proof.label_code_hash or _NO_CODE, device_code_hash or _NO_CODE)
+    if not hmac.compare_digest(state.serial.encode(), proof.serial.encode()):
+        return False
+    if state.owner_id is not None:  # no claim: holding the device is the proof
+        return True
+    if device_code_hash is None:
+        return not proof.code_required
+    return same_code
+
+
+NOT_PROVEN = (
+    "the MAC, serial number and label code (where the device has one or your account requires one) "
+    "do not prove possession of the imported device (DEV-3)"
+)
+
+
+def register_outcome(
+    state: rules.DeviceState | None, proof: Proof, device_code_hash: str | None, target: Target
+) -> tuple[str, str | None]:
     """PNP-1 pre-registration: what happens to one registered device now (outcome, detail)."""
     if state is None:
         return "pending", "no device with this MAC is imported yet: it is placed once it is imported and approved"
-    if state.serial != serial:
-        return "serial-mismatch", "the imported device with this MAC has another serial number"
+    if not proves_possession(state, proof, device_code_hash):
+        return "not-proven", NOT_PROVEN
     if not state.approved:
         return "pending", "the device is not approved by a platform administrator yet (DEV-2)"
     if at_target(state, target):

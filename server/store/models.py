@@ -399,6 +399,8 @@ class PnpRegistration(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     registrant_id: Mapped[str] = mapped_column(String(8))  # the account that registered it (ACC-7)
     registered_by: Mapped[str] = mapped_column(String(254))
+    # DEV-3: the label code given with it (`claim_proof.label_code_hash`), until the device is placed
+    label_code_hash: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), index=True)  # pending | ready
     detail: Mapped[str | None] = mapped_column(Text)  # why it is still pending
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from server.domain import pnp, pnp_qr
+from server.domain import claim_proof, pnp, pnp_qr
 from server.domain.devices import DeviceState, zero_touch_ready
 from server.domain.errors import DomainError
 
@@ -40,12 +40,28 @@ def test_place_refusals_are_the_dev_rules(state: DeviceState, target: pnp.Target
 
 
 def test_registration_outcomes() -> None:
-    assert pnp.register_outcome(None, "SN1", TO_CUSTOMER)[0] == "pending"
-    assert pnp.register_outcome(replace(FRESH, approved=False), "SN1", TO_CUSTOMER)[0] == "pending"
-    assert pnp.register_outcome(FRESH, "SN2", TO_CUSTOMER)[0] == "serial-mismatch"
-    assert pnp.register_outcome(replace(FRESH, owner_id=OTHER), "SN1", TO_CUSTOMER)[0] == "held-elsewhere"
-    assert pnp.register_outcome(FRESH, "SN1", TO_CUSTOMER) == ("ready", None)
-    assert pnp.register_outcome(pnp.place(FRESH, TO_CUSTOMER), "SN1", TO_CUSTOMER)[0] == "already-placed"
+    proof = pnp.Proof("SN1")
+    assert pnp.register_outcome(None, proof, None, TO_CUSTOMER)[0] == "pending"
+    assert pnp.register_outcome(replace(FRESH, approved=False), proof, None, TO_CUSTOMER)[0] == "pending"
+    assert pnp.register_outcome(FRESH, pnp.Proof("SN2"), None, TO_CUSTOMER)[0] == "not-proven"
+    assert pnp.register_outcome(replace(FRESH, owner_id=OTHER), proof, None, TO_CUSTOMER)[0] == "held-elsewhere"
+    assert pnp.register_outcome(FRESH, proof, None, TO_CUSTOMER) == ("ready", None)
+    assert pnp.register_outcome(pnp.place(FRESH, TO_CUSTOMER), proof, None, TO_CUSTOMER)[0] == "already-placed"
+
+
+def test_a_registration_that_claims_proves_possession_like_a_claim() -> None:
+    """DEV-3: the device's label code where it has one; none at all under a policy requiring one."""
+    code = claim_proof.label_code_hash(FRESH.mac, "LB12CD34")
+    wrong = claim_proof.label_code_hash(FRESH.mac, "LB99ZZ99")
+    assert pnp.proves_possession(FRESH, pnp.Proof("SN1", code), code)
+    assert not pnp.proves_possession(FRESH, pnp.Proof("SN1"), code)
+    assert not pnp.proves_possession(FRESH, pnp.Proof("SN1", wrong), code)
+    assert not pnp.proves_possession(FRESH, pnp.Proof("SN2", code), code)
+    assert not pnp.proves_possession(FRESH, pnp.Proof("SN1", code_required=True), None)
+    held = replace(FRESH, owner_id=CUSTOMER)  # no claim: holding it is the proof, the serial still counts
+    assert pnp.proves_possession(held, pnp.Proof("SN1"), code)
+    assert not pnp.proves_possession(held, pnp.Proof("SN2"), code)
+    assert pnp.register_outcome(FRESH, pnp.Proof("SN1"), code, TO_CUSTOMER)[0] == "not-proven"
 
 
 def test_reprovision_keeps_identity_and_order_fields_and_activates_at_the_new_site() -> None:

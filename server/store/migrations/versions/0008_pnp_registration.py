@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("site_id", sa.Integer(), nullable=False),
         sa.Column("registrant_id", sa.String(length=8), nullable=False),
         sa.Column("registered_by", sa.String(length=254), nullable=False),
+        sa.Column("label_code_hash", sa.String(length=64), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
         _when("created_at", False),
