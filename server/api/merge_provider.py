@@ -19,6 +19,10 @@ Decisions (docs/fleet-freedom.md has the message schema):
   disabled since the upgrade): such a message answers the error, and the server closes the socket
   with code 4401. Binary messages are refused (`text-only`); a message over `MAX_MESSAGE` bytes
   ends the socket (WebSocket close 1009), as aiohttp enforces it.
+- One message in flight per socket: the next is read only once the answer to the last was sent.
+  What a client pipelines waits in aiohttp's read buffer, which stops reading from the TCP
+  connection beyond 128 KiB, so a client cannot make the server hold more than that and one
+  message per socket.
 - The socket runs after the upgrade call's transaction has ended (`after_commit`), so an open
   socket holds no database connection or lock between messages.
 """
@@ -43,6 +47,7 @@ api = Api()
 
 ACTION = "fleet.direct_add"
 MAX_MESSAGE = 64 << 10
+MAX_REF = 64
 CLOSE_UNAUTHENTICATED = 4401
 MESSAGE_TYPES = ("mergeProvider",)
 MESSAGE_SCHEMA: dict[str, Any] = inputs.bound_integers(
@@ -52,7 +57,7 @@ MESSAGE_SCHEMA: dict[str, Any] = inputs.bound_integers(
         "additionalProperties": False,
         "properties": {
             "type": {"enum": list(MESSAGE_TYPES)},
-            "ref": {"type": ["string", "integer"], "maxLength": 64},
+            "ref": {"type": ["string", "integer"], "maxLength": MAX_REF},
             "provider": fleet_freedom.PROVIDER_SCHEMA,
         },
     }
@@ -105,10 +110,14 @@ async def serve(ws: web.WebSocketResponse, request: web.Request) -> None:
 
 
 def _ref(message: Any) -> Any:
+    """The message's `ref` when it is a valid one (a string of at most 64 characters or an integer
+    within 32 bits, as `MESSAGE_SCHEMA` says), else None: never a part of one."""
     ref = message.get("ref") if isinstance(message, dict) else None
-    if isinstance(ref, bool) or not isinstance(ref, str | int):
-        return None
-    return ref[:64] if isinstance(ref, str) else ref
+    if isinstance(ref, str) and len(ref) <= MAX_REF:
+        return ref
+    if isinstance(ref, int) and not isinstance(ref, bool) and -(2**31) <= ref < 2**31:
+        return ref
+    return None
 
 
 def _error(ref: Any, err: DomainError) -> dict[str, Any]:

@@ -316,6 +316,32 @@ async def test_ff1_websocket_bad_messages_are_error_answers_and_write_nothing(
     assert refusals and all(r.status == "FAIL" for r in refusals)
 
 
+async def test_ff1_websocket_answers_pipelined_messages_in_order_and_ends_an_oversized_one(
+    server: Running, admin: ApiClient
+) -> None:
+    """One message at a time per socket (the rest wait in aiohttp's bounded read buffer), each
+    answered with its own ref; a ref that is not a valid one is answered null; over 64 KiB: 1009."""
+    cust = await new_customer(admin)
+    macs = [f"A4251BE0{n:04X}" for n in range(0x100, 0x100 + 30)]
+    async with aiohttp.ClientSession() as http, await open_socket(http, cust.customer) as ws:
+        for n, mac in enumerate(macs):  # all sent before any answer is read
+            await ws.send_str(json.dumps({"type": "mergeProvider", "ref": n, "provider": provider(mac, cust.id)}))
+        answers = [json.loads((await ws.receive(timeout=30)).data) for _ in macs]
+        assert [(a["ref"], a["ok"], a["provider"]["id"]) for a in answers] == [
+            (n, True, mac) for n, mac in enumerate(macs)
+        ]
+        long_ref = await Socket(ws).send({"type": "mergeProvider", "ref": "r" * 65,
+                                          "provider": provider("zz", cust.id)})
+        assert long_ref["ref"] is None and long_ref["error"] == "invalid-body", long_ref
+        before = await counts(server)
+        big = {"type": "mergeProvider", "ref": "x", "provider": provider("A4251BE0FFFF", cust.id, serial="S" * 70000)}
+        await ws.send_str(json.dumps(big))
+        closing = await ws.receive(timeout=30)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), closing
+        assert ws.close_code == 1009
+    assert await counts(server) == before
+
+
 async def test_ff1_websocket_needs_the_admin_token_and_the_permission(server: Running, admin: ApiClient) -> None:
     url = admin.base + "/api/v1/merge-provider"
     manufacturer = await admin.new_account("manufacturer")
