@@ -2,7 +2,8 @@
 
 `report` reads `GET /api/v1/billing?account=…&month=…` — every direct addition of the account in
 that UTC month, also of devices deleted since — and prints it as a table (or `--json`); `--csv
-FILE` also writes the server's CSV (columns in docs/fleet-freedom.md). Server and credentials as
+FILE` also writes it as CSV, rendered from that one answer by the server's `report_csv` (the
+columns of docs/fleet-freedom.md, exactly as `format=csv`). Server and credentials as
 every admin command (`harness.admin_cli`). Exit status 0 done, 2 refused, bad input or an
 unreachable server — with the error id and a sentence.
 """
@@ -10,7 +11,7 @@ unreachable server — with the error id and a sentence.
 from __future__ import annotations
 
 import json
-import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,9 @@ from rich.table import Table
 from harness.admin_cli import admin_call, admin_options, fail
 from server.domain import billing as billing_rules
 from server.domain.errors import DomainError
-from simulators.admin_client import AdminClient, AdminError
+from simulators.admin_client import AdminClient
 
 console = Console()
-_ACCOUNT = re.compile(r"[0-9]{8}")
 
 
 @click.group("billing")
@@ -33,19 +33,14 @@ def billing() -> None:
     """Billing of direct additions (FF-1): what each account added directly, per month."""
 
 
-async def _csv(client: AdminClient, params: dict[str, str]) -> str:
-    """The CSV form of the report (the JSON client only takes JSON answers)."""
-    headers = {"Authorization": f"Bearer {client.token}"}
-    async with client.http.get(client.base + "/billing", params={**params, "format": "csv"}, headers=headers) as resp:
-        text = await resp.text()
-        if resp.status >= 400:
-            try:
-                answer = json.loads(text)
-            except ValueError:
-                answer = {}
-            error, detail = answer.get("error", "http-error"), answer.get("detail", "")
-            raise AdminError("GET", "/billing", resp.status, error, detail)
-        return text
+def _csv(answer: dict[str, Any]) -> str:
+    """The report's CSV from its JSON answer, rendered by the server's own function (the same
+    columns and formula neutralising as `format=csv`), so one request serves both."""
+    items = tuple(
+        billing_rules.Addition(**{**item, "added_at": datetime.fromisoformat(item["added_at"])})
+        for item in answer["items"]
+    )
+    return billing_rules.report_csv(billing_rules.Report(answer["account_id"], answer["month"], items))
 
 
 @billing.command("report")
@@ -65,7 +60,7 @@ def report(
     admin_password: str | None,
 ) -> None:
     """The billing report of ACCOUNT in MONTH: each direct addition, even of a device deleted at once."""
-    if not _ACCOUNT.fullmatch(account):
+    if not billing_rules.ACCOUNT_ID.fullmatch(account):
         fail("invalid-account", f"--account {account!r} is not an 8-digit account id")
     try:
         billing_rules.parse_month(month)
@@ -73,14 +68,13 @@ def report(
         fail(err.error, f"--month {month!r}: {err.detail}")
     params = {"account": account, "month": month}
 
-    async def work(client: AdminClient) -> tuple[Any, str | None]:
-        answer = await client.call("GET", "/billing", params=params)
-        return answer, (await _csv(client, params) if csv_file is not None else None)
+    async def work(client: AdminClient) -> Any:
+        return await client.call("GET", "/billing", params=params)
 
-    answer, csv_text = admin_call(server, admin_login, admin_password, work)
-    if csv_file is not None and csv_text is not None:
+    answer = admin_call(server, admin_login, admin_password, work)
+    if csv_file is not None:
         try:
-            csv_file.write_text(csv_text, encoding="utf-8", newline="")
+            csv_file.write_text(_csv(answer), encoding="utf-8", newline="")
         except OSError as exc:
             fail("cannot-write", f"cannot write {csv_file}: {exc.strerror or exc}")
     if as_json:

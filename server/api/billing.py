@@ -16,7 +16,6 @@ Decisions:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
@@ -30,7 +29,6 @@ from server.store.models import Account, BillingEntry, DirectDevice
 
 api = Api()
 
-_ACCOUNT = re.compile(r"[0-9]{8}")
 FORMATS = ("json", "csv")
 REPORT_ANSWER: dict[str, Any] = {
     "type": "object",
@@ -76,7 +74,7 @@ async def _account_in_scope(req: Req, account_id: str) -> None:
 )
 async def billing_report(req: Req) -> Any:
     account_id = req.query("account") or ""
-    if not _ACCOUNT.fullmatch(account_id):
+    if not billing.ACCOUNT_ID.fullmatch(account_id):
         raise invalid("account-required", "name the account: ?account= its 8-digit id", account_id[:20] or None)
     month = req.query("month")
     billing.parse_month(month)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from server.domain.errors import invalid
 
+ACCOUNT_ID = re.compile(r"[0-9]{8}")  # a billed account, as every account id
 _MONTH = re.compile(r"(?P<year>[2-9][0-9]{3})-(?P<month>0[1-9]|1[0-2])")
 CSV_COLUMNS = ("account_id", "month", "mac", "kind", "via", "added_by", "added_at", "present")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -43,6 +43,8 @@ async def test_ff1_cli_billing_report_counts_an_addition_deleted_at_once(admin: 
     assert "A4251BC00001" in out and "deleted" in out and "billable direct additions: 1" in out
     rows = list(csv.DictReader(out_file.open(newline="", encoding="utf-8")))
     assert [(r["mac"], r["kind"], r["present"]) for r in rows] == [("A4251BC00001", "K175", "false")]
+    served = (await admin.get("/billing", account=cust.id, month=MONTH, format="csv")).ok()
+    assert out_file.read_bytes() == served.encode()  # the server's format=csv, byte for byte
     code, out, err = await run("billing", "report", "--account", cust.id, "--month", MONTH, "--json", env=creds)
     assert code == 0 and json.loads(out)["direct_additions"] == 1, err
     # the customer's own administrator sees its own account's report
