@@ -25,6 +25,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.admin_cli import admin_call, admin_options, fail
+from harness.cli_files import read_text
+from server.domain.errors import DomainError
+from server.domain.identity import normalize_mac
 from simulators.admin_client import AdminClient
 
 console = Console(stderr=True)
@@ -36,23 +39,30 @@ def devices() -> None:
     """Devices (PNP-1): pre-registration, reprovisioning, replacement, history."""
 
 
-def _read_registrations(path: Path) -> list[dict[str, str]]:
+def _mac(value: str, where: str = "MAC") -> str:
+    """A MAC as PROTOCOL §1 writes it (checked here: it goes into the call's URL path)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        fail("cannot-read", f"cannot read {path}: {exc.strerror or exc}")
-    except UnicodeDecodeError:
-        fail("invalid-devices-file", f"{path} is not UTF-8 text")
-    rows = list(csv.DictReader(io.StringIO(text)))
+        return normalize_mac(value)
+    except DomainError:
+        fail("invalid-mac", f"{where}: {value[:40]!r} is not a MAC address (12 hex digits, ':' '-' '.' allowed)")
+
+
+def _read_registrations(path: Path) -> list[dict[str, str]]:
+    """The devices of a registration file, every line checked before anything is sent."""
+    rows = list(csv.DictReader(io.StringIO(read_text(path, "invalid-devices-file", "UTF-8 text"))))
     if not rows or not {"mac", "serial"} <= set(rows[0]):
-        fail("invalid-devices-file", f"{path}: a CSV with a header row naming mac, serial (and optionally model)")
+        fail(
+            "invalid-devices-file",
+            f"{path}: a CSV with a header row naming mac, serial (and optionally model, label_code)",
+        )
     out = []
     for number, row in enumerate(rows, start=2):
         if not (row.get("mac") or "").strip() or not (row.get("serial") or "").strip():
             fail("invalid-devices-file", f"{path}: line {number}: mac and serial are required")
-        item = {"mac": row["mac"].strip(), "serial": row["serial"].strip()}
-        if (row.get("model") or "").strip():
-            item["model"] = row["model"].strip()
+        item = {"mac": _mac(row["mac"].strip(), f"{path}: line {number}"), "serial": row["serial"].strip()}
+        for optional in ("model", "label_code"):
+            if (row.get(optional) or "").strip():
+                item[optional] = (row.get(optional) or "").strip()
         out.append(item)
     return out
 
@@ -65,8 +75,11 @@ def _read_registrations(path: Path) -> list[dict[str, str]]:
 def register(
     file: Path, account_id: str | None, site_id: int, server: str, admin_login: str, admin_password: str | None
 ) -> None:
-    """Pre-register the devices of FILE (CSV: mac, serial[, model]) for a site: each enrolls on
-    its first contact — at once when it is imported and approved, else once `devices apply` found it."""
+    """Pre-register the devices of FILE (CSV: mac, serial[, model][, label_code]) for a site: each
+    enrolls on its first contact — placed at once when it is imported and approved, else when it
+    is approved (or by `devices apply`). label_code: the code printed on the box, where the device
+    has one or your account requires one. Sent 500 devices a call: a refused call stops the
+    command, the calls before it stay done (registering again is harmless)."""
     items = _read_registrations(file)
 
     async def work(client: AdminClient) -> list[dict[str, Any]]:
@@ -121,6 +134,7 @@ def reprovision(
     body: dict[str, Any] = {"site_id": site_id}
     if account_id:
         body["account_id"] = account_id
+    mac = _mac(mac)
     moved = admin_call(
         server, admin_login, admin_password, lambda c: c.call("POST", f"/pnp/devices/{mac}/reprovision", body)
     )
@@ -156,12 +170,8 @@ def replace(
 ) -> None:
     """Replace the faulty device OLD_MAC by a new one: the new device takes its place (account,
     site, labels, activation) without re-registration; the old certificate is denied."""
-    try:
-        pem = new_cert.read_text(encoding="ascii")
-    except OSError as exc:
-        fail("cannot-read", f"cannot read {new_cert}: {exc.strerror or exc}")
-    except UnicodeDecodeError:
-        fail("invalid-certificate", f"{new_cert} is not a PEM certificate")
+    old_mac = _mac(old_mac)
+    pem = read_text(new_cert, "invalid-certificate", "a PEM certificate", encoding="ascii")
     body: dict[str, Any] = {"new_mac": new_mac, "new_serial": new_serial, "new_certificate": pem}
     if new_model:
         body["new_model"] = new_model
@@ -180,5 +190,6 @@ def replace(
 @admin_options
 def show(mac: str, server: str, admin_login: str, admin_password: str | None) -> None:
     """The device MAC with its PNP-1 history (placements, replacement links) as JSON."""
+    mac = _mac(mac)
     shown = admin_call(server, admin_login, admin_password, lambda c: c.call("GET", f"/pnp/devices/{mac}"))
     click.echo(json.dumps(shown, indent=2))

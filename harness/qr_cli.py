@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
+import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,22 +25,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.admin_cli import admin_call, admin_options, fail
+from harness.cli_files import fresh_directory, read_text
 from server.domain import pnp_qr
 from server.domain.errors import DomainError
 from server.domain.identity import normalize_mac
 
 console = Console(stderr=True)
 FORMATS = ("png", "svg", "html")
+BATCH_NUMBER = re.compile(r"QR[0-9]{6,12}")
 
 
 def read_macs(path: Path) -> list[str]:
     """MACs from a file: one per line, or a CSV with a `mac` column (other columns ignored)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        fail("cannot-read", f"cannot read {path}: {exc.strerror or exc}")
-    except UnicodeDecodeError:
-        fail("invalid-devices-file", f"{path} is not UTF-8 text")
+    text = read_text(path, "invalid-devices-file", "UTF-8 text")
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if lines and "mac" in [c.strip().lower() for c in lines[0].split(",")]:
         rows = csv.DictReader(io.StringIO("\n".join(lines)))
@@ -58,13 +56,13 @@ def read_macs(path: Path) -> list[str]:
 
 
 def write_codes(out: Path, number: str, codes: Sequence[dict[str, Any]], formats: Sequence[str]) -> list[Path]:
-    """The batch's files in OUT: <MAC>.png / <MAC>.svg per device, sheet.html, manifest.csv (no tokens)."""
+    """The batch's files in OUT (made by `fresh_directory`; no file is overwritten): <MAC>.png /
+    <MAC>.svg per device, sheet.html, manifest.csv (no tokens). File names are the MACs of the
+    payloads as parsed (12 hex digits), never text the server sent as it came."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        os.chmod(out, 0o700)  # the codes are one-time keys to the devices: keep them like a key
-    except OSError as exc:
-        fail("cannot-write", f"cannot create {out}: {exc.strerror or exc}")
-    payloads = [pnp_qr.parse_payload(c["payload"]) for c in codes]
+        payloads = [pnp_qr.parse_payload(c["payload"]) for c in codes]
+    except DomainError as err:
+        fail("invalid-answer", f"the server's batch {number} holds a code that is no onboarding code: {err.detail}")
     written: list[Path] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     per_device = [f for f in formats if f in ("png", "svg")]
@@ -75,20 +73,22 @@ def write_codes(out: Path, number: str, codes: Sequence[dict[str, Any]], formats
                 for payload in payloads:
                     for kind in per_device:
                         path = out / f"{payload.mac}.{kind}"
-                        path.write_bytes(pnp_qr.png(payload) if kind == "png" else pnp_qr.svg(payload))
+                        with path.open("xb") as image:
+                            image.write(pnp_qr.png(payload) if kind == "png" else pnp_qr.svg(payload))
                         written.append(path)
                     bar.advance(task)
             if "html" in formats:
                 bar.add_task(f"batch {number}: sheet", total=None)
                 sheet = out / "sheet.html"
-                sheet.write_text(pnp_qr.sheet_html(number, payloads), encoding="utf-8")
+                with sheet.open("x", encoding="utf-8") as page:
+                    page.write(pnp_qr.sheet_html(number, payloads))
                 written.append(sheet)
         manifest = out / "manifest.csv"
-        with manifest.open("w", encoding="utf-8", newline="") as f:
+        with manifest.open("x", encoding="utf-8", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(["batch", "mac", "serial", "model"])
-            for code in codes:
-                writer.writerow([number, code["mac"], code["serial"], code.get("model", "")])
+            for code, payload in zip(codes, payloads, strict=True):
+                writer.writerow([number, payload.mac, payload.serial, code.get("model", "")])
         written.append(manifest)
     except OSError as exc:
         fail("cannot-write", f"cannot write into {out}: {exc.strerror or exc}")
@@ -120,7 +120,8 @@ def qr() -> None:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Directory for the codes and the sheet (created, mode 700).",
+    help="A new or empty directory for the codes and the sheet (made mode 700; files in it are never "
+    "overwritten: a directory with files is refused before the batch is made).",
 )
 @click.option(
     "--format",
@@ -150,6 +151,7 @@ def batch(
         fail("devices-required", "give --count N or --devices FILE (one of them)")
     if account_id is not None and site_id is None:
         fail("site-required", "--account needs --site")
+    fresh_directory(out)  # before the batch exists: its tokens are shown once
     if count is not None:
         body: dict[str, Any] = {"count": count}
     else:
@@ -160,7 +162,7 @@ def batch(
     if account_id is not None:
         body["account_id"] = account_id
     created = admin_call(server, admin_login, admin_password, lambda c: c.call("POST", "/pnp/qr-batches", body))
-    files = write_codes(out, created["number"], created["codes"], formats or FORMATS)
+    files = write_codes(out, created["number"], created["codes"], tuple(dict.fromkeys(formats)) or FORMATS)
     console.print(f"batch {escape(created['number'])}: {created['total']} codes written to {escape(str(out))}")
     summary = {k: v for k, v in created.items() if k != "codes"}
     click.echo(json.dumps({**summary, "out": str(out), "files": len(files)}))
@@ -202,6 +204,8 @@ def list_command(as_json: bool, server: str, admin_login: str, admin_password: s
 @admin_options
 def show(number: str, as_json: bool, server: str, admin_login: str, admin_password: str | None) -> None:
     """One batch by its NUMBER (QR000017): its counts and each device's state."""
+    if not BATCH_NUMBER.fullmatch(number):
+        fail("invalid-batch-number", f"{number[:40]!r} is not a batch number (QR and 6-12 digits, e.g. QR000017)")
     shown = admin_call(server, admin_login, admin_password, lambda c: c.call("GET", f"/pnp/qr-batches/{number}"))
     if as_json:
         click.echo(json.dumps(shown))
@@ -225,7 +229,12 @@ def show(number: str, as_json: bool, server: str, admin_login: str, admin_passwo
 def scan(
     payload: str, account_id: str | None, site_id: int | None, server: str, admin_login: str, admin_password: str | None
 ) -> None:
-    """Onboard the device of a scanned PAYLOAD (the text a QR reader gives: enrollab:onboard?…)."""
+    """Onboard the device of a scanned PAYLOAD (the text a QR reader gives: enrollab:onboard?…).
+
+    PAYLOAD `-` reads it from standard input (e.g. `zbarimg --raw -q label.png | enrollab qr scan -`),
+    which keeps its one-time token out of the shell history and the process list."""
+    if payload == "-":
+        payload = sys.stdin.readline().strip()
     try:
         pnp_qr.parse_payload(payload)
     except DomainError as err:
