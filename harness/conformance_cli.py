@@ -58,11 +58,12 @@ def conformance() -> None:
 @click.option("--unattended", is_flag=True, default=False,
               help="Nobody is at the bench: tests that need a person at a physical phone (typing a code, "
               "answering the prompt) end 'needs operator' instead of prompting. Implied without a terminal.")
-@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+@click.option("--jobs", type=click.IntRange(1, 64), default=None,
               help="Run the devices in parallel: up to N pytest processes, each a shard of the lab's devices "
               "(physical phones one at a time per shard, in up to [options] physical_jobs shards sharing the "
               "bench; the simulated devices in at most [options] concurrency shards; the server suite once), "
-              "merged into one report.")
+              "merged into one report. Default: a lab mixing physical and simulated devices runs its bench "
+              "shards beside one simulated shard (and the server suite's); any other lab, one process.")
 @click.option("-v", "--verbose", count=True, help="More pytest output (repeatable).")
 def run(
     target: str,
@@ -73,7 +74,7 @@ def run(
     seed: int | None,
     keyword: str | None,
     unattended: bool,
-    jobs: int,
+    jobs: int | None,
     verbose: int,
 ) -> None:
     """Run the conformance suites and write junit.xml, report.json and report.html.
@@ -136,6 +137,10 @@ def run(
         (report_dir / stale).unlink(missing_ok=True)
 
     devices = lab.devices_for(target)
+    if jobs is None:
+        from harness.shards import default_jobs
+
+        jobs = default_jobs([d.driver for d in devices], chosen, lab.options.physical_jobs)
     if jobs > 1 and suite != "server" and len(devices) > 1:
         from harness.shards import run_shards
 

@@ -46,7 +46,7 @@ from harness.errors import HarnessError
 from harness.lab import DeviceSpec, Lab
 from harness.report import aggregate_matrix, rule_coverage, summarize
 
-__all__ = ["bench_hub", "merge_junit", "merge_reports", "plan_shards", "run_shards"]
+__all__ = ["bench_hub", "default_jobs", "merge_junit", "merge_reports", "plan_shards", "run_shards"]
 
 
 def plan_shards(
@@ -69,6 +69,17 @@ def plan_shards(
     for n, position in enumerate(simulated):
         shards[n % len(shards)].append(position)
     return bench_shards + shards
+
+
+def default_jobs(drivers: Sequence[str], suites: Sequence[str], physical_jobs: int = 1) -> int:
+    """`--jobs` when not given: a lab mixing physical and simulated devices runs them side by side
+    (its bench shards, one simulated shard, the server suite's), since a physical phone's tests
+    take minutes and the simulated ones need not wait for them; any other lab runs in one
+    process, as the suites always have."""
+    physical = sum(d != "simulated" for d in drivers)
+    if not physical or physical == len(drivers) or "device" not in suites:
+        return 1
+    return ("server" in suites) + min(physical, max(1, physical_jobs)) + 1
 
 
 def merge_reports(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

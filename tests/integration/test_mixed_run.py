@@ -44,6 +44,8 @@ def test_a_mixed_lab_gives_one_report_with_every_device_and_its_driver(tmp_path:
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]  # incomplete, not green
     doc = json.loads((report / "report.json").read_text())
     assert doc["provenance"]["target"] == "all"
+    # Without --jobs a mixed lab runs the bench's shard beside the simulated devices' (issue 14).
+    assert sorted(p.name for p in (report / "shards").iterdir()) == ["0", "1"], done.stderr[-2000:]
     drivers = {d["id"].split("#")[0] + "/" + d["driver"] for d in doc["devices"]}
     assert drivers == {"J179@4.1.11.0.9/simulated", "K175@3.0/simulated", "J179@4.1.11.0.9/physical"}
     physical = next(d["id"] for d in doc["devices"] if d["driver"] == "physical")

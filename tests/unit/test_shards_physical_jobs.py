@@ -7,7 +7,7 @@ import pytest
 
 from harness.errors import LabError
 from harness.lab import parse_lab
-from harness.shards import plan_shards
+from harness.shards import default_jobs, plan_shards
 
 PHYSICAL = ('[[devices]]\ndriver = "physical"\nmodel = "J179"\nfirmware = "4.0"\nmac = "A4251B00000{n}"\n'
             'ip = "10.0.0.{n}"\nreboot = "sip-notify"\n')
@@ -52,3 +52,13 @@ def test_a_bad_physical_jobs_names_the_line_and_the_field(value: str, says: str)
         parse_lab(f"[options]\nphysical_jobs = {value}\n" + PHYSICAL.format(n=1))
     message = str(caught.value)
     assert "options.physical_jobs" in message and ":2:" in message, message
+
+
+def test_without_jobs_a_mixed_lab_runs_its_bench_beside_the_simulated_devices() -> None:
+    mixed = ["simulated", "physical", "simulated", "physical"]
+    assert default_jobs(mixed, ["server", "device"]) == 3  # server suite, one bench, one simulated shard
+    assert default_jobs(mixed, ["device"], physical_jobs=2) == 3  # two benches and one simulated shard
+    assert plan_shards(mixed, default_jobs(mixed, ["device"])) == [[1, 3], [0, 2]]
+    for drivers in (["simulated"] * 3, ["physical"] * 2):
+        assert default_jobs(drivers, ["server", "device"]) == 1  # one kind: one process, as always
+    assert default_jobs(mixed, ["server"]) == 1  # no device suite: nothing to run side by side
