@@ -26,10 +26,16 @@ each) use them through a control channel:
   address. No route (no phone of that address, or its shard registered no server: between two
   tests), or a backend that does not accept within `CONNECT_DEADLINE`: the connection is closed,
   as if no enrollment server answered, and recorded (`connections`; `log_path` when the hub
-  stops: `<report-dir>/network/bench-hub.jsonl` in a run).
+  stops: `<report-dir>/network/bench-hub.jsonl` in a run). A half-close passes through (each
+  direction ends on its own); a side that breaks ends both. At most `MAX_FRONT` connections are
+  forwarded at once (more: closed, recorded `too-many`), and one without a byte either way for
+  `IDLE_DEADLINE` (or a side that stops reading for that long) is closed (recorded `closed`).
 - The control channel: JSON lines over a Unix socket (mode 0600) in the run's temporary
-  directory, its path in `ENROLLAB_BENCH_HUB` for the shards. One request per line, one answer per
-  line: `{"op": "offer_242", "mac": M, "value": "DES_STAT=0"|null}`, `clear_242` {mac},
+  directory, which must be private (mode 0700, as `tempfile.mkdtemp` makes it: the socket exists
+  for a moment before its chmod; else `bench-hub-unsafe-dir`), its path in `ENROLLAB_BENCH_HUB`
+  for the shards; removed when the hub stops, which also lets go of clients still connected.
+  One request per line, one answer per line:
+  `{"op": "offer_242", "mac": M, "value": "DES_STAT=0"|null}`, `clear_242` {mac},
   `dhcp_events` {since: N} (the responder's events from position N, and `next`), `evidence`
   {mac, since: epoch seconds|null} (the capture's entries, `harness.lab_network.evidence`),
   `route` {mac, host: IPv4, port}, `unroute` {mac}, `connections` {since: N}, `info`. Answers
@@ -61,11 +67,13 @@ from harness.errors import HarnessError
 from simulators.clock import iso
 from simulators.identity import canonical_mac
 
-__all__ = ["CONNECT_DEADLINE", "DEADLINE", "ENV", "MAX_LINE", "BenchHub", "HubClient"]
+__all__ = ["CONNECT_DEADLINE", "DEADLINE", "ENV", "IDLE_DEADLINE", "MAX_FRONT", "MAX_LINE", "BenchHub", "HubClient"]
 
 ENV = "ENROLLAB_BENCH_HUB"
 DEADLINE = 10.0  # seconds: one control request, answer included
 CONNECT_DEADLINE = 10.0  # seconds: the front reaching a shard's server
+IDLE_DEADLINE = 300.0  # seconds without a byte either way: the front closes a forwarded connection
+MAX_FRONT = 64  # forwarded connections at once (a bench has a handful of phones)
 MAX_LINE = 1 << 20  # bytes of one control request
 MAX_ANSWER = 256 << 20  # bytes of one answer (a long capture's evidence)
 CHUNK = 65536
@@ -97,7 +105,8 @@ class BenchHub:
 
     def __init__(self, *, address: str | None, port: int, control: Path,
                  phones: Mapping[str, str | None] | None = None, network: Any = None,
-                 capture_path: Path | None = None, log_path: Path | None = None, netns: str | None = None) -> None:
+                 capture_path: Path | None = None, log_path: Path | None = None, netns: str | None = None,
+                 idle_deadline: float = IDLE_DEADLINE, max_front: int = MAX_FRONT) -> None:
         self.address = address
         self.port = port  # 0: a free one, chosen at start (tests)
         self.control = Path(control)
@@ -113,7 +122,10 @@ class BenchHub:
         self.connections: list[dict[str, Any]] = []  # the front's record
         self._front: asyncio.Server | None = None
         self._control: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
+        self.idle_deadline = idle_deadline
+        self.max_front = max_front
+        self._pipes: set[asyncio.Task[None]] = set()  # the front's connections
+        self._talks: set[asyncio.Task[None]] = set()  # the control channel's
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "info": self._info, "offer_242": self._offer_242, "clear_242": self._clear_242,
             "dhcp_events": self._dhcp_events, "evidence": self._evidence, "route": self._route,
@@ -125,6 +137,9 @@ class BenchHub:
     async def start(self) -> BenchHub:
         """Control socket, lab network, front; what cannot start is remembered for the shards
         (`network_error`, `front_error`), the control socket's failure is raised."""
+        if self.control.parent.stat().st_mode & 0o077:
+            raise HarnessError("bench-hub-unsafe-dir", f"the bench hub's control socket goes in a directory only this "
+                               f"user can enter (mode 0700, as tempfile.mkdtemp makes), not {self.control.parent}")
         self.control.unlink(missing_ok=True)
         self._control = await asyncio.start_unix_server(self._serve_control, path=str(self.control), limit=MAX_LINE)
         os.chmod(self.control, 0o600)
@@ -154,9 +169,10 @@ class BenchHub:
         for server in (self._front, self._control):
             if server is not None:
                 server.close()
-        for task in list(self._pipes):
+        tasks = [*self._pipes, *self._talks]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for server in (self._front, self._control):
             if server is not None:
                 with contextlib.suppress(Exception):
@@ -170,6 +186,11 @@ class BenchHub:
             with contextlib.suppress(OSError):
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
                 self.log_path.write_text("".join(json.dumps(c) + "\n" for c in self.connections))
+
+    @property
+    def forwarding(self) -> int:
+        """Connections the front forwards now (each a task with its two pipes)."""
+        return len(self._pipes)
 
     # -- who is calling ---------------------------------------------------------------------------
 
@@ -188,13 +209,18 @@ class BenchHub:
 
     async def _serve_front(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is not None:
-            self._pipes.add(task)
+        assert task is not None
+        if len(self._pipes) >= self.max_front:
+            peer = writer.get_extra_info("peername")
+            self.connections.append({"at": iso(time.time()), "peer": str(peer[0]) if peer else "?", "mac": None,
+                                     "event": "too-many", "why": f"{self.max_front} connections are forwarded now"})
+            await _close(writer)
+            return
+        self._pipes.add(task)
         try:
             await self._forward(reader, writer)
         finally:
-            if task is not None:
-                self._pipes.discard(task)
+            self._pipes.discard(task)
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -216,11 +242,19 @@ class BenchHub:
             await _close(writer)
             return
         record.update(event="forwarded", to=f"{backend[0]}:{backend[1]}")
+        idle = _Idle(self.idle_deadline)
+        pipes = [asyncio.ensure_future(_pipe(reader, up_writer, idle)),
+                 asyncio.ensure_future(_pipe(up_reader, writer, idle))]
         try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(*pipes)
         finally:
+            for pipe in pipes:
+                pipe.cancel()
+            await asyncio.gather(*pipes, return_exceptions=True)
             await _close(up_writer)
             await _close(writer)
+            if idle.expired:
+                record["closed"] = f"idle for {self.idle_deadline:g} s"
 
     async def _connect(self, backend: tuple[str, int]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.netns is None:
@@ -232,6 +266,9 @@ class BenchHub:
     # -- the control channel ----------------------------------------------------------------------
 
     async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._talks.add(task)
         try:
             while True:
                 try:
@@ -247,7 +284,10 @@ class BenchHub:
                 await _answer(writer, await self.handle(line))
         except (ConnectionError, OSError):
             return
+        except asyncio.CancelledError:  # the hub stops: a client still connected is let go
+            return
         finally:
+            self._talks.discard(task)
             await _close(writer)
 
     async def handle(self, line: bytes) -> dict[str, Any]:
@@ -345,12 +385,42 @@ class BenchHub:
         return {"connections": self.connections[since:], "next": len(self.connections)}
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Bytes from `reader` to `writer` until EOF, then half-close (TLS close_notify passes through)."""
+class _Idle:
+    """A forwarded connection's idle deadline: bytes either way keep it alive."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.last = time.monotonic()
+        self.expired = False
+
+    def left(self) -> float:
+        return self.last + self.deadline - time.monotonic()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: _Idle) -> None:
+    """Bytes from `reader` to `writer` until EOF, then half-close (TLS close_notify passes through).
+    A broken side or nothing either way for the idle deadline closes `writer`, which ends the
+    other direction too (its reader sees the end of the connection)."""
     try:
-        while chunk := await reader.read(CHUNK):
+        while True:
+            try:
+                chunk = await asyncio.wait_for(reader.read(CHUNK), max(idle.left(), 0.0))
+            except TimeoutError:
+                if idle.left() > 0:  # the other direction was busy meanwhile
+                    continue
+                idle.expired = True
+                writer.close()
+                return
+            if not chunk:
+                break
+            idle.last = time.monotonic()
             writer.write(chunk)
-            await writer.drain()
+            try:  # a side that stops reading holds no task: its writes end within the deadline too
+                await asyncio.wait_for(writer.drain(), idle.deadline)
+            except TimeoutError:
+                idle.expired = True
+                writer.close()
+                return
         if writer.can_write_eof():
             writer.write_eof()
     except (ConnectionError, OSError):

@@ -183,8 +183,10 @@ async def des(request: pytest.FixtureRequest, dut: Any, enrollment_server: Any) 
         with enrolling_with(dut, server):
             yield server
     finally:
-        add_evidence(request.node, http=server.exchanges())
-        if hub is not None:
-            with contextlib.suppress(HarnessError):  # a hub gone: its front routes nothing anyway
-                hub.unroute(dut.spec.mac)
-        await server.stop()
+        try:
+            add_evidence(request.node, http=server.exchanges())
+        finally:  # the route and the server end whatever the evidence did
+            if hub is not None:
+                with contextlib.suppress(HarnessError):  # a hub gone: its front routes nothing anyway
+                    hub.unroute(dut.spec.mac)
+            await server.stop()

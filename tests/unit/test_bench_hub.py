@@ -10,8 +10,10 @@ import json
 import shutil
 import socket
 import ssl
+import stat
+import struct
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -146,6 +148,119 @@ async def test_a_route_to_a_server_that_is_gone_closes_the_phones_connection(hub
     assert await _from("127.0.0.2", hub.port) == b""
     (last,) = (await asyncio.to_thread(client.connections))[-1:]
     assert last["event"] == "backend-down" and last["to"] == f"127.0.0.1:{port}", last
+
+
+async def _settled(condition: Callable[[], bool]) -> None:
+    """Wait until `condition()` holds (the suite's timeout bounds a hang; no time is asserted)."""
+    while not condition():
+        await asyncio.sleep(0.01)
+
+
+async def _held_backend(seen: list[bytes], *, abort_after: bytes | None = None) -> asyncio.Server:
+    """A shard's server that records what it reads until the end; with `abort_after` it resets the
+    connection as soon as it has read that (a server gone mid-stream)."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = b""
+        try:
+            while chunk := await reader.read(100):
+                data += chunk
+                if abort_after is not None and data.endswith(abort_after):
+                    writer.transport.abort()
+                    return
+            writer.write(b"got:" + data)  # the phone half-closed: answer, then close
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            seen.append(data)
+            writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+async def test_a_half_close_passes_through_and_the_answer_still_comes_back(hub: BenchHub) -> None:
+    seen: list[bytes] = []
+    backend = await _held_backend(seen)
+    client = await asyncio.to_thread(HubClient, hub.control)
+    await asyncio.to_thread(client.route, PHONE_A, "127.0.0.1", _port(backend))
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port, local_addr=("127.0.0.2", 0))
+    writer.write(b"hello")
+    writer.write_eof()  # the phone's request is complete; it still reads
+    answer = await asyncio.wait_for(reader.read(), 10)  # to the end of the stream
+    writer.close()
+    backend.close()
+    assert answer == b"got:hello" and seen == [b"hello"]
+    await _settled(lambda: hub.forwarding == 0)
+
+
+async def test_a_phone_or_a_server_gone_mid_stream_ends_both_sides(hub: BenchHub) -> None:
+    seen: list[bytes] = []
+    backend = await _held_backend(seen, abort_after=b"!")
+    client = await asyncio.to_thread(HubClient, hub.control)
+    await asyncio.to_thread(client.route, PHONE_A, "127.0.0.1", _port(backend))
+    # the phone resets its connection mid-stream: the server sees the end, the hub keeps nothing
+    phone = socket.create_connection(("127.0.0.1", hub.port), source_address=("127.0.0.2", 0))
+    phone.sendall(b"partial")
+    await _settled(lambda: hub.forwarding == 1)
+    phone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    phone.close()  # RST
+    await _settled(lambda: len(seen) == 1)
+    await _settled(lambda: hub.forwarding == 0)
+    # the server resets mid-stream: the phone sees the end of its connection
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port, local_addr=("127.0.0.2", 0))
+    writer.write(b"boom!")
+    try:
+        rest = await asyncio.wait_for(reader.read(), 10)
+    except ConnectionResetError:
+        rest = b""
+    writer.close()
+    backend.close()
+    assert rest == b"" and seen[-1] == b"boom!"
+    await _settled(lambda: hub.forwarding == 0)
+
+
+async def test_the_front_bounds_its_connections_and_closes_an_idle_one(short_dir: Path) -> None:
+    hub = await BenchHub(address="127.0.0.1", port=0, control=short_dir / "hub.sock", phones=PHONES,
+                         max_front=2, idle_deadline=0.3).start()
+    seen: list[bytes] = []
+    backend = await _held_backend(seen)
+    try:
+        client = await asyncio.to_thread(HubClient, hub.control)
+        await asyncio.to_thread(client.route, PHONE_A, "127.0.0.1", _port(backend))
+        held = [await asyncio.open_connection("127.0.0.1", hub.port, local_addr=("127.0.0.2", 0)) for _ in range(2)]
+        await _settled(lambda: hub.forwarding == 2)
+        assert await _from("127.0.0.2", hub.port) == b""  # a third one is closed at once
+        for reader, writer in held:  # silent both ways: closed after the idle deadline
+            assert await asyncio.wait_for(reader.read(), 10) == b""
+            writer.close()
+        await _settled(lambda: hub.forwarding == 0)
+        record = await asyncio.to_thread(client.connections)
+    finally:
+        backend.close()
+        await hub.stop()
+    assert [c["event"] for c in record] == ["forwarded", "forwarded", "too-many"], record
+    assert all("idle" in c["closed"] for c in record[:2]), record
+
+
+async def test_the_control_socket_is_private_and_gone_with_the_hub_idle_clients_too(short_dir: Path) -> None:
+    open_dir = short_dir / "open"
+    open_dir.mkdir(mode=0o755)
+    open_dir.chmod(0o755)
+    with pytest.raises(HarnessError) as refused:
+        await BenchHub(address=None, port=0, control=open_dir / "hub.sock").start()
+    assert refused.value.error == "bench-hub-unsafe-dir" and not (open_dir / "hub.sock").exists()
+    hub = await BenchHub(address=None, port=0, control=short_dir / "hub.sock").start()
+    assert stat.S_IMODE(hub.control.stat().st_mode) == 0o600
+    reader, writer = await asyncio.open_unix_connection(str(hub.control))  # asks once, then stays
+    writer.write(b'{"op": "info"}\n')
+    assert json.loads(await asyncio.wait_for(reader.readline(), 10))["ok"] is True
+
+    await asyncio.wait_for(hub.stop(), 30)
+
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
+    assert not hub.control.exists()
 
 
 def _tls_backend(tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
