@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,8 @@ from harness.errors import HarnessError
 from harness.lab import DeviceSpec, Lab
 from harness.report import aggregate_matrix, rule_coverage, summarize
 
-__all__ = ["bench_hub", "default_jobs", "merge_junit", "merge_reports", "plan_shards", "run_shards"]
+__all__ = ["bench_hub", "default_jobs", "end_shard", "merge_junit", "merge_reports", "plan_shards", "run_shards"]
+SHARD_GRACE = 60.0  # seconds an interrupted shard has for its teardowns before it is killed
 
 
 def plan_shards(
@@ -167,6 +169,21 @@ def bench_hub(lab: Lab, devices: Sequence[DeviceSpec], report_dir: Path,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def end_shard(process: subprocess.Popen[Any], grace: float = SHARD_GRACE) -> None:
+    """End a shard still running as an interrupt would (pytest then runs its teardowns: the
+    namespaces, captures and servers its fixtures made go away), killed only if it has not ended
+    within `grace` seconds. A SIGKILL at once left a device suite's namespaces behind."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def run_shards(root: Path, suites: Sequence[str], common: Sequence[str], report_dir: Path,
                lab: Lab, devices: Sequence[DeviceSpec], jobs: int) -> int:
     """Run the shards as pytest processes at once, each into `report_dir/shards/<n>/` (its output in
@@ -221,11 +238,9 @@ def _run(root: Path, common: Sequence[str], report_dir: Path, plans: Sequence[tu
             codes.append(code)
             print(f"shard {n} ({'server suite' if positions is None else f'{len(positions)} device(s)'}) ended "
                   f"{code} after {time.monotonic() - started:.0f} s: {where / 'pytest.log'}", flush=True)
-    finally:
+    finally:  # interrupted (or failing) here: the shards still running tear down first
         for *_, log, process in running:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            end_shard(process)
             log.close()
     if any(c == ExitCode.USAGE_ERROR for c in codes):
         return ExitCode.USAGE_ERROR

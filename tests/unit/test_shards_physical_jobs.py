@@ -3,11 +3,15 @@ the phones are dealt, what the lab file accepts."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from harness.errors import LabError
 from harness.lab import parse_lab
-from harness.shards import default_jobs, plan_shards
+from harness.shards import default_jobs, end_shard, plan_shards
 
 PHYSICAL = ('[[devices]]\ndriver = "physical"\nmodel = "J179"\nfirmware = "4.0"\nmac = "A4251B00000{n}"\n'
             'ip = "10.0.0.{n}"\nreboot = "sip-notify"\n')
@@ -62,3 +66,29 @@ def test_without_jobs_a_mixed_lab_runs_its_bench_beside_the_simulated_devices() 
     for drivers in (["simulated"] * 3, ["physical"] * 2):
         assert default_jobs(drivers, ["server", "device"]) == 1  # one kind: one process, as always
     assert default_jobs(mixed, ["server"]) == 1  # no device suite: nothing to run side by side
+
+
+SHARD = """
+import pathlib, sys, time
+try:
+    pathlib.Path(sys.argv[1]).write_text("started")
+    time.sleep(600)
+finally:  # what pytest's teardowns are on an interrupt: the namespaces go away
+    pathlib.Path(sys.argv[1]).write_text("torn down")
+"""
+
+
+def test_an_interrupted_run_lets_a_running_shard_tear_down_before_it_would_kill_it(tmp_path: Path) -> None:
+    marker = tmp_path / "shard"
+    shard = subprocess.Popen([sys.executable, "-c", SHARD, str(marker)])
+    try:
+        while not marker.exists():  # bounded by the suite's timeout
+            shard.poll()
+            assert shard.returncode is None
+        end_shard(shard, grace=60)
+    finally:
+        if shard.poll() is None:
+            shard.kill()
+            shard.wait()
+    assert marker.read_text() == "torn down"
+    end_shard(shard)  # one that has ended: nothing to do
