@@ -29,14 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from harness.lab_network.dhcp_responder import mac_text
 from harness.lab_network.netns import LabTopology, run_ip
 from harness.processes import run_bounded
-from server.pki.authority import CertificateAuthority, name
-from server.pki.keys import certificate_pem, generate_key, private_key_pem
+from harness.scripted_des import DesPki
 from simulators.factory import ManufacturerCA
 from simulators.sip_agent import SipAgent
 from tests.lab_tiers import need_netns
@@ -98,13 +95,10 @@ def _bench_files(bench: Path) -> None:
     """The bench owner's certificate for des.avaya.com and manufacturer CA; each phone's factory
     certificate."""
     bench.mkdir()
-    public = CertificateAuthority.create("Bench Public Root", organization="Bench Trust")
-    key = generate_key()
-    leaf = public.issue(subject=name("des.avaya.com", "Bench"), public_key=key.public_key(),
-                        extended_key_usage=[ExtendedKeyUsageOID.SERVER_AUTH], san=[x509.DNSName("des.avaya.com")])
-    (bench / "des.crt").write_bytes(certificate_pem(leaf))
-    (bench / "des.key").write_bytes(private_key_pem(key))
-    (bench / "public-root.pem").write_bytes(certificate_pem(public.certificate))
+    public = DesPki.create(("des.avaya.com",))  # the bench owner's: a root the phones trust, and its leaf
+    (bench / "des.crt").write_bytes(public.cert_pem)
+    (bench / "des.key").write_bytes(public.key_pem)
+    (bench / "public-root.pem").write_bytes(public.ca_pem)
     manufacturer = ManufacturerCA.generate("Bench Manufacturer CA", "Avaya")
     (bench / "manufacturer-ca.pem").write_bytes(manufacturer.cert_pem)
     for label, (mac, serial) in PHONES.items():

@@ -17,15 +17,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from harness.bench_hub import ENV, MAX_LINE, BenchHub, HubClient
 from harness.errors import HarnessError
 from harness.lab import parse_lab
+from harness.scripted_des import DesPki
 from harness.session import ConformanceSession
-from server.pki.authority import CertificateAuthority, name
-from server.pki.keys import certificate_pem, generate_key, private_key_pem
 
 PHONE_A, PHONE_B, PHONE_C = "A4251B0000A1", "A4251B0000B2", "A4251B0000C3"
 PHONES = {PHONE_A: "127.0.0.2", PHONE_B: "127.0.0.3", PHONE_C: "127.0.0.4"}
@@ -265,15 +262,12 @@ async def test_the_control_socket_is_private_and_gone_with_the_hub_idle_clients_
 
 def _tls_backend(tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context for des.avaya.com and a client context trusting only its CA."""
-    ca = CertificateAuthority.create("Hub Test Root", organization="Bench")
-    key = generate_key()
-    leaf = ca.issue(subject=name("des.avaya.com", "Bench"), public_key=key.public_key(),
-                    extended_key_usage=[ExtendedKeyUsageOID.SERVER_AUTH], san=[x509.DNSName("des.avaya.com")])
-    (tmp / "des.crt").write_bytes(certificate_pem(leaf))
-    (tmp / "des.key").write_bytes(private_key_pem(key))
+    pki = DesPki.create(("des.avaya.com",))
+    (tmp / "des.crt").write_bytes(pki.cert_pem)
+    (tmp / "des.key").write_bytes(pki.key_pem)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(tmp / "des.crt", tmp / "des.key")
-    client = ssl.create_default_context(cadata=certificate_pem(ca.certificate).decode())
+    client = ssl.create_default_context(cadata=pki.ca_pem.decode())
     return server, client
 
 
