@@ -364,7 +364,7 @@ class Outcome:
 
 @pytest.mark.parametrize("round_", rounds())
 async def test_kill_9_in_the_middle_of_import_approve_claim_and_release(
-    server: Server, database: Database, round_: int, record_property: Any
+    server: Server, database: Database, round_: int
 ) -> None:
     began = time.monotonic()
     outcome = Outcome()
@@ -436,7 +436,6 @@ async def test_kill_9_in_the_middle_of_import_approve_claim_and_release(
                 assert (owners[mac] is None) == ok and (orders[mac] is None) == ok, (mac, owners[mac], orders[mac])
 
     outcome.seconds = time.monotonic() - began
-    record_property("crash_outcome", json.dumps(outcome.__dict__))
     print(
         f"\nround {round_}: {outcome.seconds:.1f} s, killed mid-work: {outcome.cut}, jobs: {outcome.jobs}, "
         f"server starts: {[round(s, 1) for s in server.starts]} s"
