@@ -309,12 +309,18 @@ async def _batch(req: Req) -> QrBatch:
 )
 async def get_qr_batch(req: Req) -> Any:
     batch = await _batch(req)
-    rows = await req.session.execute(
-        select(QrCode, Device.enrolled_at)
-        .outerjoin(Device, Device.mac == QrCode.mac)
-        .where(QrCode.batch_pk == batch.id)
-        .order_by(QrCode.id)
+    stmt = select(QrCode, Device.enrolled_at).outerjoin(Device, Device.mac == QrCode.mac)
+    inside = select(Account.id).where(subtree_clause(req.actor, Account.path))
+    made_or_aimed = await req.session.scalar(
+        select(func.count())
+        .select_from(QrBatch)
+        .where(QrBatch.id == batch.id, or_(QrBatch.account_id.in_(inside), QrBatch.target_account_id.in_(inside)))
     )
+    if not made_or_aimed:
+        # ACC-7: a partner that follows the batch by the codes it scanned sees those codes only; the
+        # others' MACs and serials (a serial is a claim's proof, DEV-3) and where they went are not its own.
+        stmt = stmt.where(QrCode.account_id.in_(inside))
+    rows = await req.session.execute(stmt.where(QrCode.batch_pk == batch.id).order_by(QrCode.id))
     devices = []
     for code, enrolled_at in rows:
         state = "issued"
