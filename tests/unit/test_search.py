@@ -286,7 +286,8 @@ _conditions = st.one_of(
         cond,
         st.sampled_from(["serial", "model", "order_id"]),
         st.sampled_from(["eq", "ne", "contains"]),
-        st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=10),  # NUL: invalid-text
+        # NUL and lone surrogates are invalid-text (issue 13), not filters that read back
+        st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), min_size=1, max_size=10),
     ),
     st.builds(cond, st.just("activated"), st.sampled_from(["eq", "ne"]), st.booleans()),
     st.builds(
