@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,8 +43,8 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def authenticate(session: AsyncSession, request: web.Request, ctx: ServerContext, *, public: bool) -> Actor:
-    header = request.headers.get("Authorization", "")
+async def authenticate(session: AsyncSession, header: str, ctx: ServerContext, *, public: bool) -> Actor:
+    """The actor an `Authorization` header value names (empty: anonymous where `public`)."""
     if not header:
         if public:
             return ANONYMOUS

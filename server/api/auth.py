@@ -200,7 +200,7 @@ async def _check_login(req: Req) -> Any:
     allow_password_change=True,
 )
 async def logout(req: Req) -> Any:
-    header = req.request.headers["Authorization"].partition(" ")[2].strip()
+    header = req.bearer
     await req.session.execute(delete(Token).where(Token.digest == token_digest(header)))
     return {"logged_out": True}
 
@@ -303,7 +303,7 @@ async def switch_account(req: Req) -> Any:
     target = await account_in_scope(req.session, req.actor, req.body["account_id"])
     if target.type != "reseller":
         raise forbidden("switch-not-reseller", "you can switch only to a reseller account")
-    digest = token_digest(req.request.headers["Authorization"].partition(" ")[2].strip())
+    digest = token_digest(req.bearer)
     tok = await req.session.get(Token, digest)
     assert tok is not None
     tok.acting_account_id = target.id
@@ -320,7 +320,7 @@ async def switch_account(req: Req) -> Any:
     tag="auth",
 )
 async def exit_switch(req: Req) -> Any:
-    digest = token_digest(req.request.headers["Authorization"].partition(" ")[2].strip())
+    digest = token_digest(req.bearer)
     tok = await req.session.get(Token, digest)
     assert tok is not None
     tok.acting_account_id = None

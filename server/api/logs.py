@@ -125,7 +125,7 @@ async def export_logs(req: Req) -> Any:
     fmt = (req.query("format") or "json").lower()
     if fmt not in ("json", "csv"):
         raise bad_request("invalid-format", "format must be json or csv", fmt)
-    limit, offset = req.page(EXPORT_MAX) if "limit" in req.request.query else (EXPORT_MAX, 0)
+    limit, offset = req.page(EXPORT_MAX) if "limit" in req.args else (EXPORT_MAX, 0)
     found = await req.session.scalars(_newest_first(_conditions(req)).limit(limit).offset(offset))
     rows = [entry_json(e) for e in found]
     stamp = req.now.strftime("%Y%m%dT%H%M%SZ")

@@ -133,7 +133,7 @@ async def answer_message(ctx: ServerContext, request: web.Request, text: str) ->
         ref = _ref(message)
         async with ctx.store.transaction() as session:
             session.info["clock"] = ctx.clock
-            actor = await authenticate(session, request, ctx, public=False)
+            actor = await authenticate(session, request.headers.get("Authorization", ""), ctx, public=False)
             if actor.password_change_required:
                 raise forbidden("password-change-required", "change this password first: POST /api/v1/auth/password")
             permissions.check(actor.role, ACTION)

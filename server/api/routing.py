@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -60,6 +60,29 @@ class Reply:
     status: int = 200
 
 
+@dataclass(frozen=True)
+class Call:
+    """An admin call made in-process (the portal, server/portal/): the same route, checks and audit
+    as over HTTP, with the path values, query, credentials and body given here instead of read
+    from the request. The request still gives the client's address (audit) and headers."""
+
+    authorization: str
+    match_info: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    data: bytes = b""
+    content_type: str = "application/json"
+
+
+@dataclass
+class Answer:
+    """What a route answered: a JSON body and status, or a response of its own (exports)."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] | None = None
+    response: web.StreamResponse | None = None
+
+
 @dataclass
 class Req:
     """What a handler gets: the request, the server, the authenticated actor, the validated body,
@@ -74,24 +97,48 @@ class Req:
     audit_message: str = ""
     audit_account: str | None = None
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    call: Call | None = None  # where the path, query and credentials come from (None: the request)
+
+    @property
+    def path_params(self) -> Mapping[str, str]:
+        return self.call.match_info if self.call is not None else self.request.match_info
+
+    @property
+    def args(self) -> Mapping[str, str]:
+        """The query string's values."""
+        return self.call.query if self.call is not None else self.request.query
+
+    @property
+    def authorization(self) -> str:
+        return self.call.authorization if self.call is not None else self.request.headers.get("Authorization", "")
+
+    @property
+    def content_type(self) -> str:
+        """The body's `Content-Type` header value ('' when none was sent)."""
+        return self.call.content_type if self.call is not None else self.request.headers.get("Content-Type", "")
+
+    @property
+    def bearer(self) -> str:
+        """The caller's bearer token (routes that act on their own token: logout, switch)."""
+        return self.authorization.partition(" ")[2].strip()
 
     def param(self, name: str) -> str:
-        return self.request.match_info[name]
+        return self.path_params[name]
 
     def int_param(self, name: str) -> int:
-        value = self.request.match_info[name]
+        value = self.path_params[name]
         number = inputs.ascii_int(value, 0, inputs.ID_MAX)
         if number is None:
             raise DomainError("not-found", f"no such {name.removesuffix('_id')}: {value[:40]!r}", 404, value[:40])
         return number
 
     def query(self, name: str, default: str | None = None) -> str | None:
-        return self.request.query.get(name, default)
+        return self.args.get(name, default)
 
     def page(self, max_limit: int = 1000) -> tuple[int, int]:
         """`limit`/`offset` of a list call (PROTOCOL §3), validated: ASCII digits within bounds."""
-        limit = inputs.ascii_int(self.request.query.get("limit", "100"), 1, max_limit)
-        offset = inputs.ascii_int(self.request.query.get("offset", "0"), 0, inputs.OFFSET_MAX)
+        limit = inputs.ascii_int(self.args.get("limit", "100"), 1, max_limit)
+        offset = inputs.ascii_int(self.args.get("offset", "0"), 0, inputs.OFFSET_MAX)
         if limit is None or offset is None:
             raise bad_request("invalid-paging", f"limit must be 1..{max_limit} and offset 0..{inputs.OFFSET_MAX}")
         return limit, offset
@@ -216,11 +263,11 @@ def _parse_body(data: bytes, route: Route) -> tuple[Any, bytes | None]:
     return body, None
 
 
-def _check_url_text(request: web.Request) -> None:
+def _check_url_text(match_info: Mapping[str, str], query: Mapping[str, str]) -> None:
     """Path and query values are text the store can hold (`inputs.check_text`), like bodies."""
-    for name, value in request.match_info.items():
+    for name, value in match_info.items():
         inputs.check_text(value, f"path {name}")
-    for name, value in request.query.items():
+    for name, value in query.items():
         inputs.check_text(name, "query")
         inputs.check_text(value, f"query {name}")
 
@@ -278,57 +325,77 @@ def _unquoted(error: jsonschema.exceptions.ValidationError) -> str:
 
 def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        ctx = request.app[CTX]
-        actor: Actor | None = None
-        body: Any = None
-        try:
-            data = await _read_bytes(request, route)
-            async with ctx.store.transaction() as session:
-                session.info["clock"] = ctx.clock  # store helpers (outbox) time-stamp with the server's clock
-                # Who, then may-they, then what: a refused caller learns nothing about the body rules.
-                actor = await authenticate(session, request, ctx, public=route.action is None)
-                if route.action is not None:
-                    if actor.password_change_required and not route.allow_password_change:
-                        raise forbidden(
-                            "password-change-required",
-                            "this password was set by someone else: change it with POST /api/v1/auth/password",
-                        )
-                    permissions.check(actor.role, route.action)
-                _check_url_text(request)
-                body, raw = _parse_body(data, route)
-                req = Req(request=request, ctx=ctx, session=session, actor=actor, body=body, raw=raw)
-                try:
-                    result = await route.handler(req)
-                    await session.flush()
-                except IntegrityError as exc:
-                    raise DomainError("conflict", _integrity_detail(exc), 409) from None
-                if route.audited:
-                    await write_audit(
-                        session,
-                        ctx,
-                        req.actor,
-                        process=route.process,
-                        action=route.handler.__name__,
-                        status="SUCCESS",
-                        message=req.audit_message,
-                        client_host=request.remote,
-                        account_id=req.audit_account,
-                    )
-            for task in req.after_commit:
-                await task()
-        except DomainError as err:
-            if route.audited and err.status not in (401,) or route.process == "LOGIN":
-                who = body.get("login") if route.process == "LOGIN" and isinstance(body, dict) else None
-                await _audit_failure(ctx, request, route, actor, err, who)
-            return json_response(err.to_json(), err.status, err.headers)
-        if isinstance(result, web.StreamResponse):
-            return result
-        if isinstance(result, Reply):
-            return json_response(result.body, result.status)
-        return json_response(result, route.status)
+        answer = await execute(route, request)
+        if answer.response is not None:
+            return answer.response
+        return json_response(answer.body, answer.status, dict(answer.headers or {}))
 
     handle.__name__ = route.handler.__name__
     return handle
+
+
+async def execute(route: Route, request: web.Request, call: Call | None = None) -> Answer:
+    """Run one admin call: authenticate, check permission (ACC-7), validate, handle, audit, in one
+    transaction. Over HTTP everything comes from `request`; in-process (`call`) the path values,
+    query, credentials and body come from `call`. Refusals are answers, never exceptions."""
+    ctx = request.app[CTX]
+    actor: Actor | None = None
+    body: Any = None
+    try:
+        data = await _read_bytes(request, route) if call is None else _given_bytes(call, route)
+        async with ctx.store.transaction() as session:
+            session.info["clock"] = ctx.clock  # store helpers (outbox) time-stamp with the server's clock
+            # Who, then may-they, then what: a refused caller learns nothing about the body rules.
+            authorization = request.headers.get("Authorization", "") if call is None else call.authorization
+            actor = await authenticate(session, authorization, ctx, public=route.action is None)
+            if route.action is not None:
+                if actor.password_change_required and not route.allow_password_change:
+                    raise forbidden(
+                        "password-change-required",
+                        "this password was set by someone else: change it with POST /api/v1/auth/password",
+                    )
+                permissions.check(actor.role, route.action)
+            if call is None:
+                _check_url_text(request.match_info, request.query)
+            else:
+                _check_url_text(call.match_info, call.query)
+            body, raw = _parse_body(data, route)
+            req = Req(request=request, ctx=ctx, session=session, actor=actor, body=body, raw=raw, call=call)
+            try:
+                result = await route.handler(req)
+                await session.flush()
+            except IntegrityError as exc:
+                raise DomainError("conflict", _integrity_detail(exc), 409) from None
+            if route.audited:
+                await write_audit(
+                    session,
+                    ctx,
+                    req.actor,
+                    process=route.process,
+                    action=route.handler.__name__,
+                    status="SUCCESS",
+                    message=req.audit_message,
+                    client_host=request.remote,
+                    account_id=req.audit_account,
+                )
+        for task in req.after_commit:
+            await task()
+    except DomainError as err:
+        if route.audited and err.status not in (401,) or route.process == "LOGIN":
+            who = body.get("login") if route.process == "LOGIN" and isinstance(body, dict) else None
+            await _audit_failure(ctx, request, route, actor, err, who)
+        return Answer(err.status, err.to_json(), err.headers)
+    if isinstance(result, web.StreamResponse):
+        return Answer(result.status, response=result)
+    if isinstance(result, Reply):
+        return Answer(result.status, result.body)
+    return Answer(route.status, result)
+
+
+def _given_bytes(call: Call, route: Route) -> bytes:
+    if len(call.data) > route.max_body:
+        raise DomainError("body-too-large", f"the request body is over {route.max_body} bytes", 413, len(call.data))
+    return call.data
 
 
 async def _audit_failure(

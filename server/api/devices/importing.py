@@ -86,6 +86,8 @@ async def _whole_body(req: Req) -> bytes:
     several chunks, so the rest is read here, within the same size limit.
     """
     parts = [req.raw or b""]
+    if req.call is not None:  # an in-process call (the portal) gives the whole body
+        return parts[0]
     size = len(parts[0])
     while chunk := await req.request.content.read(64 * 1024):
         size += len(chunk)
@@ -110,7 +112,7 @@ async def import_devices(req: Req) -> Any:
     filename = req.query("filename")
     # Parsing a 10 MiB file takes a while: off the event loop, so other requests are served meanwhile.
     parsed = await asyncio.to_thread(
-        imports.parse_import, data, filename=filename, content_type=req.request.headers.get("Content-Type")
+        imports.parse_import, data, filename=filename, content_type=req.content_type or None
     )
     rows, long_errors = _too_long(parsed.rows)
     macs, serials = await _existing(req.session, rows)

@@ -341,8 +341,8 @@ async def upload_job(req: Req) -> Any:
     if site is not None and site_id is None:
         raise invalid("invalid-query", "site_id is a positive integer.", preview(site))
     ctx = await _target(req, actions, account_id, site_id)
-    media = req.request.content_type.lower()
-    if req.request.headers.get("Content-Type") and media not in _CSV_ALIASES:
+    media = req.content_type.partition(";")[0].strip().lower()
+    if req.content_type and media not in _CSV_ALIASES:
         raise file_error("job-file-not-csv", f"The upload is sent as {media}; send it as text/csv. {NOT_CSV}", media)
     claim = "claim" in actions
     if claim:
