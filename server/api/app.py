@@ -56,7 +56,10 @@ def all_routes() -> list[Route]:
 
 
 def create_admin_app(ctx: ServerContext) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=64 << 20)
+    from server.portal.app import install as install_portal
+    from server.portal.app import security_headers
+
+    app = web.Application(middlewares=[security_headers, errors_middleware], client_max_size=64 << 20)
     app[CTX] = ctx
     routes = all_routes()
     registry = Api()
@@ -68,6 +71,7 @@ def create_admin_app(ctx: ServerContext) -> web.Application:
         return json_response(document)
 
     app.router.add_get(PREFIX + "/openapi.json", openapi)
+    install_portal(app)  # the portal's pages at / (issue 16)
 
     async def drain(_app: web.Application) -> None:
         for task in list(ctx.background):

@@ -19,7 +19,7 @@ from server.api.login_throttle import current_login_throttle
 from server.api.routing import Api, Reply, Req
 from server.api.scope import account_in_scope
 from server.domain import accounts as account_rules
-from server.domain import passwords
+from server.domain import passwords, permissions
 from server.domain.errors import DomainError, conflict, forbidden, invalid, too_many, unauthorized
 from server.domain.login_throttle import FAILED, NEITHER, SUCCEEDED, Refusal
 from server.store.models import Account, ResetToken, Token, User
@@ -365,3 +365,32 @@ async def disable_own_two_factor(req: Req) -> Any:
     user.totp_last_step = None
     req.audit_message = f"{user.login} switched two-factor authentication off"
     return {"two_factor": False}
+
+
+@api.route(
+    "GET",
+    "/auth/me",
+    summary="Who this token is: administrator, account, acting account (ACC-9), role and the actions it may call",
+    action="accounts.read",
+    process="LOGIN",
+    tag="auth",
+    allow_password_change=True,
+)
+async def who_am_i(req: Req) -> Any:
+    actor = req.actor
+    user = await req.session.get(User, actor.user_id)
+    acting = await req.session.get(Account, actor.acting_id)
+    return {
+        "user_id": actor.user_id,
+        "login": actor.login,
+        "first_name": user.first_name if user is not None else "",
+        "last_name": user.last_name if user is not None else "",
+        "two_factor": bool(user is not None and user.totp_secret),
+        "account_id": actor.account_id,
+        "acting_account_id": actor.acting_id,
+        "acting_account_name": acting.name if acting is not None else "",
+        "switched": actor.switched,
+        "role": actor.role,
+        "password_change_required": actor.password_change_required,
+        "actions": sorted(a for a in permissions.ALLOWED if permissions.allowed(actor.role, a)),
+    }
