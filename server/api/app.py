@@ -21,6 +21,7 @@ MODULES = (
     "server.api.sites",
     "server.api.codes",
     "server.api.devices",
+    "server.api.timeline",  # issue 16: device timeline, fleet status
     "server.api.jobs",
     "server.api.labels",
     "server.api.platform",

@@ -348,6 +348,7 @@ async def execute(route: Route, request: web.Request, call: Call | None = None) 
             # Who, then may-they, then what: a refused caller learns nothing about the body rules.
             authorization = request.headers.get("Authorization", "") if call is None else call.authorization
             actor = await authenticate(session, authorization, ctx, public=route.action is None)
+            session.info["actor"] = actor  # who made a device change (the timeline, `server.store.timeline`)
             if route.action is not None:
                 if actor.password_change_required and not route.allow_password_change:
                     raise forbidden(

@@ -21,6 +21,9 @@ Decisions:
   `application/pkcs10` 415 `unsupported-media-type`.
 - Every `simpleenroll` is audited (process ENROLLMENT, action `est-simpleenroll`), issued or
   refused, under the device owner's account when the device is known.
+- Issue 16: for a known device the same transaction records the timeline event
+  (`identity_issued` with the certificate's serial and expiry, or `identity_refused` with the
+  reason) and, when issued, the row's `identity_issued_at` (`server.store.timeline`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from server.domain.errors import DomainError
 from server.pki import est
 from server.store.audit import write_audit
 from server.store.enrollment import EnrolledDevice, device_of_certificate
+from server.store.timeline import identity_event
 
 ROOT = "/.well-known/est"
 MAX_CSR_BYTES = 64 * 1024
@@ -106,6 +110,10 @@ async def simpleenroll(request: web.Request) -> web.Response:
         if known is None:
             known = await device_of_certificate(session, peer.cn, peer.thumbprint)
         what = "identity certificate issued" if refusal is None else f"{refusal.error}: {refusal.detail}"
+        if known is not None:  # issue 16: the device's timeline (serial, expiry), same transaction
+            identity_event(session, known, ctx.clock(), issued=issued if refusal is None else None,
+                           refusal=None if refusal is None else (refusal.error, refusal.detail),
+                           client_host=client_host(request))
         await write_audit(
             session,
             ctx,

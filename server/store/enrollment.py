@@ -27,10 +27,11 @@ Decisions:
   that loses a race writes nothing (its code count is undone with a savepoint when its device
   row then fails), learns `LostRace` and is decided again. Device rows that are written
   whatever their state (last contact, firmware, `enrolled_at`) go as one many-row UPDATE; a
-  device deleted meanwhile loses the race as before. Audit entries and notifications go as one
-  many-row INSERT each (a failure notice only when `ServerContext.failure_notices` admits it,
-  released again when the attempt is not written). The write lock (SQLite) and the commit are paid once per batch, not
-  once per attempt; nobody is answered before the commit.
+  device deleted meanwhile loses the race as before. Audit entries, notifications and timeline
+  events (issue 16, `server.store.timeline`) go as one many-row INSERT each (a failure notice
+  only when `ServerContext.failure_notices` admits it, released again when the attempt is not
+  written). The write lock (SQLite) and the commit are paid once per batch, not once per
+  attempt; nobody is answered before the commit.
 - Writes go code rows first, then device rows, in every transaction, so two enrollments never
   wait for each other in opposite orders (PostgreSQL deadlocks; a batch's many-row UPDATE goes
   in MAC order). A deadlock or serialization failure fails the batch, which is then written
@@ -101,6 +102,7 @@ from server.store.models import (
     SiteFirmware,
 )
 from server.store.notify import PendingNotice, queue_notifications
+from server.store.timeline import enrollment_events, insert_event_rows
 
 FAILURE_NOTICE = NotificationKind.DEVICE_ENROLLMENT_FAILURE.value
 
@@ -447,6 +449,7 @@ class _Write:
     consume: CodeConsumption | None = None
     device: DeviceRecord | None = None
     updates: DeviceUpdates | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)  # issue 16: `server.store.timeline`
     future: asyncio.Future[str | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -560,6 +563,7 @@ def write_batch(conn: Connection, batch: list[_Write]) -> dict[int, str]:
         lost.update({plain_index[i]: why for i, why in _apply_plain(conn, plain).items()})
     written = [job for index, job in enumerate(batch) if index not in lost]
     insert_audit_rows(conn, [job.audit for job in written])
+    insert_event_rows(conn, [row for job in written for row in job.events])  # issue 16: one INSERT
     queue_notifications(conn, [notice for job in written for notice in job.notices])
     return lost
 
@@ -693,6 +697,7 @@ async def apply_decision(ctx: ServerContext, loaded: LoadedFacts, decision: Deci
         consume=decision.consume_code,
         device=loaded.facts.device,
         updates=decision.device_updates,
+        events=enrollment_events(loaded.facts, decision, now),
     )
     try:
         await writer(ctx.store).write(job)

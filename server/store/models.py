@@ -210,6 +210,26 @@ class Device(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     # DEV-3 claim proof (issue 13, 0006): SHA-256 of the MAC and the label code (claim_proof).
     label_code_hash: Mapped[str | None] = mapped_column(String(64))
+    # Issue 16 (0011): when EST last issued it an identity certificate (the timeline's stage counts).
+    identity_issued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class DeviceEvent(Base):
+    """Issue 16 (S15): one step of a device's enrollment as the server saw it — approved, claimed,
+    associated, activated (admin calls and jobs), first contact, redirect delivered (its profile
+    URL), refusals (enrollment), identity certificate issued or refused (EST) — written in the
+    transaction of the change (`server.store.timeline`). `id` orders them: the fleet status cursor (0011)."""
+
+    __tablename__ = "device_events"
+    __table_args__ = (Index("ix_device_events_mac_id", "mac", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mac: Mapped[str] = mapped_column(ForeignKey("devices.mac", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(24))
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    login: Mapped[str | None] = mapped_column(String(254))  # the administrator, when one did it
+    account_id: Mapped[str | None] = mapped_column(String(8))  # the account it went to / acted in
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Label(Base):

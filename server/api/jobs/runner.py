@@ -148,6 +148,7 @@ async def _run(ctx: ServerContext, job_id: int) -> None:
         return
     while True:
         async with ctx.store.transaction() as s:
+            s.info.update(clock=ctx.clock, actor=actor, via=f"job {job_id}")  # the timeline's who and when
             job = await lock_job(s, job_id)
             if not ours(job):
                 why = "deleted" if job is None else job.status if job.status != "IN PROGRESS" else "taken over"
