@@ -73,6 +73,7 @@ DEVICE_FIELDS: Mapping[str, FieldKind] = {
     "approved": FieldKind.BOOLEAN,
     "activated": FieldKind.BOOLEAN,
     "associated": FieldKind.BOOLEAN,
+    "enrolled": FieldKind.BOOLEAN,  # has enrolled (ENR-1) at least once: `enrolled_at` is set (issue 16)
     "label": FieldKind.TEXT,
 }
 

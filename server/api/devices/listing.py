@@ -19,6 +19,20 @@ from server.store.models import Device
 
 api = Api()
 
+# `sort` (issue 16, the portal's device list): these columns, MAC second so pages are stable.
+SORTS = ("mac", "serial", "model", "firmware", "site_id", "owner_id", "created_at", "enrolled_at", "last_contact")
+
+
+def _order(sort: str | None) -> list[Any]:
+    if not sort:
+        return [Device.mac]
+    name = sort.removeprefix("-")
+    if name not in SORTS:
+        raise bad_request("invalid-sort", f"sort is one of {', '.join(SORTS)}, with a leading - for descending")
+    column = getattr(Device, name)
+    first = column.desc().nulls_last() if sort.startswith("-") else column.asc().nulls_last()
+    return [first] if name == "mac" else [first, Device.mac]
+
 
 @api.route(
     "GET",
@@ -26,15 +40,19 @@ api = Api()
     summary="Search devices (DEV-11 filter in q); your hierarchy's only (ACC-7)",
     action="devices.read",
     process="DEVICE",
-    query=(("q", 'filter JSON: {"all"|"any": [{"field","op","value"}]}'),),
+    query=(
+        ("q", 'filter JSON: {"all"|"any": [{"field","op","value"}]}'),
+        ("sort", "order by " + ", ".join(SORTS) + "; a leading - for descending (default mac)"),
+    ),
 )
 async def list_devices(req: Req) -> Any:
     limit, offset = req.page()
     where = device_filter(req.actor, req.query("q"))
+    order = _order(req.query("sort"))
     total = await req.session.scalar(scope_devices(select(func.count()).select_from(Device), req.actor).where(where))
     rows = list(
         await req.session.scalars(
-            scope_devices(select(Device), req.actor).where(where).order_by(Device.mac).limit(limit).offset(offset)
+            scope_devices(select(Device), req.actor).where(where).order_by(*order).limit(limit).offset(offset)
         )
     )
     labels = await labels_of(req.session, req.actor, [d.mac for d in rows])

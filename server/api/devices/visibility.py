@@ -60,10 +60,19 @@ def _label_target(actor: Actor) -> Callable[[str, Any], ColumnElement[bool]]:
     return build
 
 
+def _enrolled(op: str, value: Any) -> ColumnElement[bool]:
+    """`enrolled` eq true: the device has enrolled (its `enrolled_at` is set); ne negates."""
+    wanted = bool(value) if op == "eq" else not bool(value)
+    return Device.enrolled_at.is_not(None) if wanted else Device.enrolled_at.is_(None)
+
+
 def device_fields(actor: Actor) -> dict[str, Target]:
     """DEV-11: each searchable field and the column (or condition) it filters."""
-    fields: dict[str, Target] = {name: getattr(Device, name) for name in DEVICE_FIELDS if name != "label"}
+    fields: dict[str, Target] = {
+        name: getattr(Device, name) for name in DEVICE_FIELDS if name not in ("label", "enrolled")
+    }
     fields["label"] = _label_target(actor)
+    fields["enrolled"] = _enrolled
     return fields
 
 
