@@ -16,6 +16,7 @@ STATIC = Path(__file__).parent / "static"
 PAGE_MODULES = (
     "server.portal.auth_pages",
     "server.portal.dashboard_page",
+    "server.portal.imports_pages",  # before devices_pages: /devices/import, not /devices/{mac}
     "server.portal.devices_pages",
     "server.portal.jobs_pages",
     "server.portal.sites_pages",
