@@ -103,6 +103,8 @@ from server.store.models import (
 )
 from server.store.notify import PendingNotice, queue_notifications
 from server.store.timeline import enrollment_events, insert_event_rows
+from server.store.webhooks import PendingEvent, queue_events, webhook_events
+from server.store.webhooks import wake as wake_webhooks
 
 FAILURE_NOTICE = NotificationKind.DEVICE_ENROLLMENT_FAILURE.value
 
@@ -450,6 +452,7 @@ class _Write:
     device: DeviceRecord | None = None
     updates: DeviceUpdates | None = None
     events: list[dict[str, Any]] = field(default_factory=list)  # issue 16: `server.store.timeline`
+    webhook_events: list[PendingEvent] = field(default_factory=list)  # issue 16: `server.store.webhooks`
     future: asyncio.Future[str | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -565,6 +568,7 @@ def write_batch(conn: Connection, batch: list[_Write]) -> dict[int, str]:
     insert_audit_rows(conn, [job.audit for job in written])
     insert_event_rows(conn, [row for job in written for row in job.events])  # issue 16: one INSERT
     queue_notifications(conn, [notice for job in written for notice in job.notices])
+    queue_events(conn, [e for job in written for e in job.webhook_events])  # one query, only when any
     return lost
 
 
@@ -698,6 +702,7 @@ async def apply_decision(ctx: ServerContext, loaded: LoadedFacts, decision: Deci
         device=loaded.facts.device,
         updates=decision.device_updates,
         events=enrollment_events(loaded.facts, decision, now),
+        webhook_events=webhook_events(decision, loaded.facts.device, loaded.account_paths, created_at),
     )
     try:
         await writer(ctx.store).write(job)
@@ -705,6 +710,8 @@ async def apply_decision(ctx: ServerContext, loaded: LoadedFacts, decision: Deci
         for one in admitted:  # not written: the attempt decided again (or none) gets the notice
             ctx.failure_notices.release(one)
         raise
+    if job.webhook_events:
+        wake_webhooks()  # the delivery loop sends them now, outside this request
 
 
 async def log_attempt(ctx: ServerContext, audit: dict[str, Any]) -> None:

@@ -526,3 +526,62 @@ class BillingEntry(Base):
 
 
 Index("ix_audit_account_at", AuditLog.account_path, AuditLog.at)
+
+
+# --- signed webhooks (issue 16) -------------------------------------------------------------------
+
+
+class Webhook(Base):
+    """A receiver URL an account registered for some event types; its signing secret is kept to
+    sign with (it cannot be hashed) and is shown only when created or rotated (0010)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_path: Mapped[str] = mapped_column(String(400), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(String(256), default="")
+    secret: Mapped[str] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(256))
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebhookDelivery(Base):
+    """The outbox and delivery log: one event for one webhook, written in the transaction of the
+    change that caused it; `delivery_id` is the same on every attempt (0010)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    delivery_id: Mapped[str] = mapped_column(String(40), unique=True)
+    event_id: Mapped[str] = mapped_column(String(40), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str | None] = mapped_column(String(8))  # the account the event is filed under
+    body: Mapped[str] = mapped_column(Text)  # the exact JSON text every attempt sends and signs
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status, if any
+    last_error: Mapped[str | None] = mapped_column(String(256))
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebhookAttempt(Base):
+    """One attempt of a delivery, as the delivery log shows it (0010)."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(256))
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
