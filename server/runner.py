@@ -73,6 +73,10 @@ class ServeConfig:
     # Failed-login limits until the platform stores its own (PUT /settings/login-throttle); None:
     # `LoginThrottlePolicy()`'s defaults (the harness's suites type no wrong passwords).
     login_throttle: LoginThrottlePolicy | None = None
+    # Issue 16: signed webhook deliveries run in the background every `webhook_interval` seconds
+    # (at once when events are queued); 0 starts no delivery loop.
+    webhook_interval: float = 5.0
+    webhook_timeout: float = 10.0  # seconds one delivery attempt may take
 
     @property
     def effective_device_port(self) -> int:
@@ -176,6 +180,10 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
         from server.store.mailer import delivery_loop
 
         ctx.spawn(delivery_loop(ctx.store, *config.smtp, interval=config.smtp_interval, clock=ctx.clock))
+    if config.webhook_interval > 0:
+        from server.store.webhooks import delivery_loop as webhook_loop
+
+        ctx.spawn(webhook_loop(ctx.store, ctx.clock, interval=config.webhook_interval, timeout=config.webhook_timeout))
     if config.trust_reload_seconds > 0:
         ctx.spawn(_reload_trust(running, config.trust_reload_seconds))
     return running

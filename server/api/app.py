@@ -39,6 +39,7 @@ MODULES = (
     "server.api.merge_provider",
     "server.api.billing",
     "server.api.published_schemas",
+    "server.api.webhooks",  # issue 16
 )
 
 

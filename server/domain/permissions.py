@@ -93,6 +93,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "fleet.slots": _PARTNERS | {PLATFORM},
     "fleet.direct_add": _PARTNERS | {PLATFORM},
     "billing.read": _PARTNERS | {PLATFORM},
+    # signed webhooks (issue 16): every account may register receivers for its own subtree (ACC-7)
+    "webhooks.read": _ALL,
+    "webhooks.manage": _ALL,
 }
 
 

@@ -33,6 +33,8 @@ EVERYONE = {
     "notifications.write",
     "logs.read",  # NTF-1, LOG-1
     "dashboard.read",  # issue 13: devices by state and guessing figures of its subtree
+    "webhooks.read",
+    "webhooks.manage",  # issue 16: signed webhooks for its subtree (ACC-7)
 }
 PARTNER = EVERYONE | {
     "accounts.firmware",  # FW-3
