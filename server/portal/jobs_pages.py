@@ -101,7 +101,8 @@ async def job_detail(request: web.Request) -> web.StreamResponse:
     return html(request, "jobs_detail.html", title=f"Job {job['id']}", job=job, progress=_progress(job),
                 actions_text=_actions_of(job), results=results, results_total=job["results"]["total"],
                 filters=filters, query=dict(query, limit=limit), limit=limit, offset=offset,
-                result_statuses=RESULT_STATUSES, live=job["status"] == "IN PROGRESS", self_url=request.path_qs,
+                result_statuses=RESULT_STATUSES, has_rows=any(r.get("row") is not None for r in results),
+                live=job["status"] == "IN PROGRESS", self_url=request.path_qs,
                 created=request.query.get("created") == "1")
 
 
@@ -173,7 +174,8 @@ async def _new_form(request: web.Request, values: dict[str, Any], status: int = 
                     detail=f"A {me['role'].replace('_', ' ')} administrator cannot start device jobs.")
     needs_target = any("associate" in value.split(",") for value, _ in choices)
     return html(request, "jobs_new.html", status, title="New job", choices=choices, values=values, error=error,
-                accounts=await _accounts(request) if needs_target else [], needs_target=needs_target)
+                accounts=await _accounts(request) if needs_target else [], needs_target=needs_target,
+                only_approve=[value for value, _ in choices] == [APPROVE])
 
 
 @routes.get("/jobs/new")

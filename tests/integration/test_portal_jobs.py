@@ -12,7 +12,8 @@ import re
 import aiohttp
 
 from server.runner import Running
-from tests.conftest import ADMIN_PASSWORD
+from server.store.models import Job, JobResult
+from tests.conftest import ADMIN_PASSWORD, FakeClock
 from tests.integration.client import PASSWORD, ApiClient
 from tests.integration.portal_client import Portal, signed_in
 from tests.integration.test_api_devices import SERIAL_OF, device, fleet, macs_for
@@ -187,5 +188,38 @@ async def test_forms_without_the_csrf_token_are_refused_and_change_nothing(
         assert (await admin.get("/devices/A4251B7A0001")).status == 404
         assert (await admin.get(f"/devices/{macs[0]}")).ok()["approved"] is False
         assert (await admin.get("/jobs", kind="import")).ok()["total"] == 1  # the fleet's own import only
+    finally:
+        await portal.close()
+
+
+async def test_a_job_in_progress_is_followed_live_and_stops_being_polled_once_finished(
+    server: Running, admin: ApiClient, clock: FakeClock
+) -> None:
+    # A job another host is running (its lease fresh), a quarter done: stored as its runner leaves it.
+    async with server.opened.ctx.store.transaction() as s:
+        job = Job(account_id=admin.account_id, created_by="admin", name="long activation", kind="devices",
+                  actions=["activate"], params={}, status="IN PROGRESS",
+                  summary={"total": 4, "done": 1, "succeeded": 1, "failed": 0}, created_at=clock(),
+                  heartbeat_at=clock(), runner_id="another-host")
+        s.add(job)
+        await s.flush()
+        s.add(JobResult(job_id=job.id, subject="A4251B7C0001", status="SUCCESS"))
+        job_id = job.id
+    portal = await signed_in(server.admin_url, "admin", ADMIN_PASSWORD)
+    try:
+        status, page = await portal.get(f"/jobs/{job_id}")
+        assert status == 200 and "Status IN PROGRESS" in _text(page) and "Done: 1 of 4" in _text(page)
+        assert f'id="job-live" data-poll="/jobs/{job_id}" data-every="2"' in page
+        assert '<progress id="job-progress" max="4" value="1">' in page
+        assert _row_of(page, "A4251B7C0001").split()[:2] == ["A4251B7C0001", "SUCCESS"]
+
+        async with server.opened.ctx.store.transaction() as s:
+            stored = await s.get(Job, job_id)
+            assert stored is not None
+            stored.status, stored.finished_at = "COMPLETE", clock()
+            stored.summary = {"total": 4, "done": 4, "succeeded": 4, "failed": 0}
+        status, page = await portal.get(f"/jobs/{job_id}")
+        assert "Status COMPLETE" in _text(page) and "Done: 4 of 4" in _text(page)
+        assert 'id="job-live"' in page and "data-poll" not in page  # the script stops polling
     finally:
         await portal.close()
