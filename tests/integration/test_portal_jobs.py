@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import html as htmllib
+import io
+import json
 import re
+import zipfile
 
 import aiohttp
 
@@ -223,3 +226,60 @@ async def test_a_job_in_progress_is_followed_live_and_stops_being_polled_once_fi
         assert 'id="job-live"' in page and "data-poll" not in page  # the script stops polling
     finally:
         await portal.close()
+
+
+async def test_json_and_zip_files_import_from_the_form_as_csv_does(server: Running, admin: ApiClient) -> None:
+    payload = json.dumps({"devices": [device("A4251B7D0001"), {"mac": "A4251B7D0002", "model": "J179"}]})
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as z:
+        z.writestr("batch/devices.csv", CSV_WITH_A_BAD_ROW)
+    portal = await signed_in(server.admin_url, "admin", ADMIN_PASSWORD)
+    try:
+        for filename, data, kind, reason, imported in (
+            ("devices.json", payload.encode(), "application/json", "missing-field", "A4251B7D0001"),
+            ("batch.zip", packed.getvalue(), "application/x-zip-compressed", "invalid-mac", "A4251B7A0003"),
+        ):
+            form = aiohttp.FormData()
+            form.add_field("file", data, filename=filename, content_type=kind)
+            status, page, location = await portal.post("/devices/import", form)
+            assert status == 303, (filename, status, page)
+            _, page = await portal.get(location)
+            assert reason in _row_of(page, reason), filename
+            assert (await admin.get(f"/devices/{imported}")).status == 200, filename
+        assert "batch/devices.csv" in _row_of(page, "invalid-mac")  # the file of the ZIP the row is in
+    finally:
+        await portal.close()
+
+
+async def test_a_job_of_another_hierarchy_is_not_found_and_its_export_neither(
+    server: Running, admin: ApiClient
+) -> None:
+    macs = await fleet(admin, [device(m) for m in macs_for("A4257E", 2)])
+    sp = await admin.new_account("service_provider")
+    other = await admin.new_account("service_provider")
+    owner = await signed_in(server.admin_url, sp.login_name, PASSWORD)
+    stranger = await signed_in(server.admin_url, other.login_name, PASSWORD)
+    try:
+        # the ticked boxes of the devices list, started at once (create=1)
+        lines = "\n".join(f"{m},{SERIAL_OF[m]}" for m in macs)
+        status, _, location = await owner.post("/jobs/new", {"create": "1", "actions": "claim", "name": "mine",
+                                                             "macs": lines})
+        assert status == 303
+        await _watch(owner, location)
+        form = aiohttp.FormData([("create", "1"), ("actions", "release"), ("name", "give back"),
+                                 *[("mac", m) for m in macs]])
+        status, page, location = await owner.post("/jobs/new", form)
+        assert status == 303, page
+        page = await _watch(owner, location)
+        assert "Status COMPLETE" in _text(page) and all(_row_of(page, m).endswith("SUCCESS") for m in macs)
+        job_id = location.split("/")[2].split("?")[0]
+
+        status, page = await stranger.get(f"/jobs/{job_id}")
+        assert status == 404 and "job-not-found" in page and "give back" not in page
+        status, page = await stranger.get(f"/jobs/{job_id}/export?format=csv")
+        assert status == 404 and macs[0] not in page
+        status, page = await stranger.get("/jobs")
+        assert "give back" not in page and "No jobs" in page
+    finally:
+        await owner.close()
+        await stranger.close()
