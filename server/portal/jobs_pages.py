@@ -30,6 +30,7 @@ KINDS = (("devices", "Device actions"), ("import", "Imports"))
 LIST_LIMIT = 50
 RESULT_LIMIT = 100
 APPROVE = "approve"
+MAX_SELECTION_FILE = 10 << 20  # as POST /jobs/upload takes
 _MAC = re.compile(r"^[0-9A-F]{12}$")
 _SEP = re.compile(r"[,;\t ]+")
 
@@ -224,37 +225,62 @@ async def new_job(request: web.Request) -> web.StreamResponse:
     chosen = values["actions"]
     if chosen not in choices:
         return await _new_form(request, values, 422, "Choose one of the actions offered.")
-    try:
-        if chosen.split(",")[0] == "claim":
-            selection: dict[str, Any] = {"devices": _claim_devices(values["macs"])}
-        elif values["all"] and chosen != APPROVE:
-            selection = {"all": True}
-        else:
-            selection = {"macs": _macs(values["macs"])}
-    except ValueError as exc:
-        return await _new_form(request, values, 422, str(exc))
-    if not next(iter(selection.values())):
-        return await _new_form(request, values, 422, "List the devices, one per line.")
+    upload = form.get("selection_file")
+    has_file = isinstance(upload, web.FileField) and bool(upload.filename)
+    if has_file and chosen == APPROVE:
+        return await _new_form(request, values, 422, "To approve devices, list their MACs (a file selects a job's).")
     if chosen == APPROVE:
-        result = await call(request, "POST", "/devices/approve", body=selection)
-        if not result.ok:
-            return await _new_form(request, values, result.status, _refusal(result.detail, result.error))
-        return html(request, "jobs_approved.html", title="Devices approved", results=result.body["results"],
-                    summary=result.body["summary"])
+        return await _approve(request, values)
     if not values["name"]:
         return await _new_form(request, values, 422, "Give the job a name.")
-    body: dict[str, Any] = {"name": values["name"], "actions": chosen.split(","), **selection}
-    if "associate" in body["actions"]:
+    target: dict[str, Any] = {}
+    if "associate" in chosen.split(","):
         if values["account_id"]:
-            body["account_id"] = values["account_id"]
+            target["account_id"] = values["account_id"]
         if values["site_id"]:
             if not (values["site_id"].isascii() and values["site_id"].isdigit()):
                 return await _new_form(request, values, 422, "The site id is a number (see Sites & codes).")
-            body["site_id"] = int(values["site_id"])
-    result = await call(request, "POST", "/jobs", body=body)
+            target["site_id"] = int(values["site_id"])
+    if isinstance(upload, web.FileField) and has_file:
+        # DEV-9, DEV-10: the devices a CSV file lists (`POST /jobs/upload`); its refused rows are
+        # the job's FAIL results with their row numbers.
+        data = upload.file.read(MAX_SELECTION_FILE + 1)
+        if len(data) > MAX_SELECTION_FILE:
+            return await _new_form(request, values, 413, "The file is larger than 10 MiB: split it.")
+        result = await call(request, "POST", "/jobs/upload", data=data, content_type="text/csv",
+                            query={"name": values["name"], "actions": chosen, **target})
+    else:
+        try:
+            if chosen.split(",")[0] == "claim":
+                selection: dict[str, Any] = {"devices": _claim_devices(values["macs"])}
+            elif values["all"]:
+                selection = {"all": True}
+            else:
+                selection = {"macs": _macs(values["macs"])}
+        except ValueError as exc:
+            return await _new_form(request, values, 422, str(exc))
+        if not next(iter(selection.values())):
+            return await _new_form(request, values, 422, "List the devices, one per line, or choose a file.")
+        body = {"name": values["name"], "actions": chosen.split(","), **selection, **target}
+        result = await call(request, "POST", "/jobs", body=body)
     if not result.ok:
         return await _new_form(request, values, result.status, _refusal(result.detail, result.error))
     return see_other(f"/jobs/{int(result.body['id'])}?created=1")
+
+
+async def _approve(request: web.Request, values: dict[str, Any]) -> web.StreamResponse:
+    """DEV-2: approval is one call, not a job; its per-device results are the answer page."""
+    try:
+        macs = _macs(values["macs"])
+    except ValueError as exc:
+        return await _new_form(request, values, 422, str(exc))
+    if not macs:
+        return await _new_form(request, values, 422, "List the devices, one per line.")
+    result = await call(request, "POST", "/devices/approve", body={"macs": macs})
+    if not result.ok:
+        return await _new_form(request, values, result.status, _refusal(result.detail, result.error))
+    return html(request, "jobs_approved.html", title="Devices approved", results=result.body["results"],
+                summary=result.body["summary"])
 
 
 def _refusal(detail: str, error: str) -> str:

@@ -283,3 +283,25 @@ async def test_a_job_of_another_hierarchy_is_not_found_and_its_export_neither(
     finally:
         await owner.close()
         await stranger.close()
+
+
+async def test_a_job_on_the_devices_a_csv_file_lists_reports_the_rows_it_could_not_select(
+    server: Running, admin: ApiClient
+) -> None:
+    macs = await fleet(admin, [device(m) for m in macs_for("A4257F", 2)])
+    sp = await admin.new_account("service_provider")
+    portal = await signed_in(server.admin_url, sp.login_name, PASSWORD)
+    try:
+        sheet = f"mac,serial\n{macs[0]},{SERIAL_OF[macs[0]]}\n{macs[1]},\n"
+        form = aiohttp.FormData({"create": "1", "actions": "claim", "name": "claim from a sheet"})
+        form.add_field("selection_file", sheet.encode(), filename="claim.csv", content_type="text/csv")
+        status, page, location = await portal.post("/jobs/new", form)
+        assert status == 303, page
+        page = await _watch(portal, location)
+        assert _row_of(page, macs[0]).split()[:2] == [macs[0], "SUCCESS"]
+        refused = _row_of(page, "missing-field")
+        assert "FAIL" in refused and " 3 " in f" {refused} "  # row 3 of the sheet: no serial
+        assert (await sp.get(f"/devices/{macs[0]}")).ok()["owner_id"] == sp.account_id
+        assert (await sp.get(f"/devices/{macs[1]}")).status == 404  # not claimed
+    finally:
+        await portal.close()
