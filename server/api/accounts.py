@@ -74,6 +74,7 @@ def account_json(a: Account) -> dict[str, Any]:
         "firmware_upgrade": a.firmware_upgrade,
         "two_factor": a.two_factor,
         "two_factor_children": a.two_factor_children,
+        "switch_approved": bool(a.switch_approved),  # ACC-9, set by the platform
         "created_at": a.created_at,
     }
 
