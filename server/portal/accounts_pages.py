@@ -91,7 +91,11 @@ async def _list_page(request: web.Request, status: int = 200, **values: Any) -> 
 @routes.get("/accounts")
 @page
 async def accounts_list(request: web.Request) -> web.StreamResponse:
-    return await _list_page(request)
+    deleted, returned = request.query.get("deleted", ""), request.query.get("returned", "")
+    notice = None
+    if deleted.isascii() and deleted.isdigit() and returned.isascii() and returned.isdigit():
+        notice = f"{deleted} account(s) deleted; {returned} device(s) returned to the accounts that held them before."
+    return await _list_page(request, notice=notice)
 
 
 @routes.post("/accounts")
@@ -235,6 +239,28 @@ async def account_claim_policy(request: web.Request) -> web.StreamResponse:
     if not answer.ok:
         return await _refused_on_page(request, account_id, answer, "claim-policy")
     return see_other(f"/accounts/{account_id}?done=claim-policy")
+
+
+@routes.get("/accounts/{id}/delete")
+@page
+async def account_delete_confirm(request: web.Request) -> web.StreamResponse:
+    account = need(await call(request, "GET", "/accounts/{id}", params={"id": request.match_info["id"]}))
+    return html(request, "accounts_delete.html", title=f"Delete account {account['name']}", account=account)
+
+
+@routes.post("/accounts/{id}/delete")
+@action
+async def account_delete(request: web.Request) -> web.StreamResponse:
+    account_id = request.match_info["id"]
+    answer = await call(request, "DELETE", "/accounts/{id}", params={"id": account_id})
+    if not answer.ok:
+        if answer.status in (401, 404) or answer.error == "forbidden-role":
+            return error_page(request, answer)
+        account = need(await call(request, "GET", "/accounts/{id}", params={"id": account_id}))
+        return html(request, "accounts_delete.html", answer.status, title=f"Delete account {account['name']}",
+                    account=account, error=answer.detail or answer.error, error_id=answer.error)
+    body = answer.body
+    return see_other("/accounts?" + urlencode({"deleted": len(body["deleted"]), "returned": body["devices_returned"]}))
 
 
 # Linking requests (ACC-8) -----------------------------------------------------------------------

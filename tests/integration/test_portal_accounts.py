@@ -275,3 +275,43 @@ async def test_forms_without_the_csrf_token_are_refused_and_change_nothing(serve
         assert (await admin.get(f"/accounts/{me['account_id']}")).ok()["two_factor"] is False
     finally:
         await portal.close()
+
+
+async def test_an_account_is_deleted_after_a_confirmation_and_another_hierarchy_cannot_be(
+    server: Running, admin: ApiClient
+) -> None:
+    sp = await admin.new_account("service_provider")
+    other = await admin.new_account("service_provider", name="Other SP")
+    doomed = await sp.new_account("reseller", name="Doomed Reseller")
+    portal = await signed_in(server.admin_url, sp.login_name, PASSWORD)
+    try:
+        status, page = await portal.get(f"/accounts/{doomed.account_id}/delete")
+        assert status == 200 and "Delete account Doomed Reseller?" in page
+        status, _, location = await portal.post(f"/accounts/{doomed.account_id}/delete")
+        assert status == 303 and location.startswith("/accounts?deleted=1")
+        status, page = await portal.get(location)
+        assert "1 account(s) deleted" in page and "Doomed Reseller" not in page
+        assert (await admin.get(f"/accounts/{doomed.account_id}")).status == 404
+        status, page, _ = await portal.post(f"/accounts/{other.account_id}/delete")
+        assert status == 404 and "Other SP" not in page
+        assert (await admin.get(f"/accounts/{other.account_id}")).ok()["name"] == "Other SP"
+    finally:
+        await portal.close()
+
+
+async def test_the_pages_carry_no_inline_script_or_style_and_one_heading(server: Running, admin: ApiClient) -> None:
+    sp = await admin.new_account("service_provider")
+    portal = await signed_in(server.admin_url, "admin", ADMIN_PASSWORD)
+    try:
+        users = (await admin.get("/users", account_id=sp.account_id)).ok()["items"]
+        for path in ("/accounts", f"/accounts/{sp.account_id}", f"/accounts/{sp.account_id}/delete", "/links",
+                     "/users", f"/users/{users[0]['id']}", f"/users/{users[0]['id']}/delete", "/logs",
+                     "/notifications"):
+            status, page = await portal.get(path)
+            assert status == 200, path
+            assert "style=" not in page and "<script>" not in page, path
+            assert page.count("<h1") == 1, path
+            fields = re.findall(r'<(?:input|select) (?![^>]*type="hidden")[^>]*id="([^"]+)"', page)
+            assert all(f'for="{i}"' in page for i in fields), path  # every field has its label
+    finally:
+        await portal.close()
