@@ -83,8 +83,8 @@ def check_url(url: str) -> str:
     """The webhook URL rule (module docstring): the URL, stripped; 422 `invalid-webhook-url` otherwise."""
     text = url.strip()
 
-    def refuse(why: str) -> Exception:
-        return invalid("invalid-webhook-url", f"The webhook URL {why}.", text[:200])
+    def refuse(why: str, quote: bool = True) -> Exception:
+        return invalid("invalid-webhook-url", f"The webhook URL {why}.", text[:200] if quote else None)
 
     if not text or len(text) > URL_MAX:
         raise refuse(f"must have 1 to {URL_MAX} characters")
@@ -98,7 +98,7 @@ def check_url(url: str) -> str:
     if parts.scheme not in ("http", "https"):
         raise refuse("must start with http:// or https://")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise refuse("must not carry a user name or password")
+        raise refuse("must not carry a user name or password", quote=False)  # a password is not echoed
     host = parts.hostname or ""
     if not host:
         raise refuse("must name a host")

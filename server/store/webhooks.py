@@ -293,6 +293,16 @@ class _Result:
 
 
 async def _claim(store: Store, now: datetime, limit: int, only: int | None) -> list[_Due]:
+    # A read first: with nothing due no write transaction is opened (SQLite's write lock is the
+    # enrollment writer's).
+    async with store.reading() as r:
+        due = select(WebhookDelivery.id).where(
+            WebhookDelivery.status == rules.PENDING, WebhookDelivery.next_attempt_at <= now
+        )
+        if only is not None:
+            due = due.where(WebhookDelivery.id == only)
+        if await r.scalar(due.limit(1)) is None:
+            return []
     async with store.transaction() as s:
         stmt = (
             select(WebhookDelivery, Webhook.url, Webhook.secret)
@@ -430,6 +440,12 @@ def wake() -> None:
         flag.set()
 
 
+async def _attempt(store: Store, http: aiohttp.ClientSession, due: _Due, clock: Callable[[], datetime],
+                   timeout: float) -> str:
+    result = await _post(http, due, clock(), timeout)
+    return await _record(store, result)
+
+
 async def delivery_loop(
     store: Store,
     clock: Callable[[], datetime] = system_clock,
@@ -437,18 +453,35 @@ async def delivery_loop(
     interval: float = 5.0,
     timeout: float = rules.ATTEMPT_TIMEOUT_SECONDS,
 ) -> None:
-    """Deliver rounds until cancelled: every `interval` seconds, or at once after `wake()`."""
+    """Deliver until cancelled: claim what is due every `interval` seconds, or at once after
+    `wake()`, and send each claimed delivery as a task of its own (at most `CONCURRENCY` in
+    flight), so a receiver that hangs until its timeout holds up no other delivery."""
     flag = asyncio.Event()
     _wakers.add(flag)
+    flying: set[asyncio.Task[str]] = set()
+
+    def settled(task: asyncio.Task[str]) -> None:
+        flying.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a webhook delivery attempt failed to record: %s", _short(task.exception()))  # type: ignore[arg-type]
+        flag.set()  # room for more
+
     try:
-        while True:
-            flag.clear()
-            try:
-                while len(await deliver_due(store, clock, timeout=timeout)) >= BATCH:
-                    pass
-            except Exception:
-                log.exception("a webhook delivery round failed; trying again later")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(flag.wait(), interval)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            while True:
+                flag.clear()
+                room = CONCURRENCY - len(flying)
+                if room > 0:
+                    try:
+                        for due in await _claim(store, clock(), room, None):
+                            task = asyncio.ensure_future(_attempt(store, http, due, clock, timeout))
+                            flying.add(task)
+                            task.add_done_callback(settled)
+                    except Exception:
+                        log.exception("claiming webhook deliveries failed; trying again later")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(flag.wait(), interval)
     finally:
         _wakers.discard(flag)
+        for task in list(flying):
+            task.cancel()
