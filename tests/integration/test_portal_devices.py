@@ -90,3 +90,19 @@ async def test_a_customer_sees_only_its_own_devices(server: Running, admin: ApiC
         assert (await admin.get(f"/devices/{theirs}")).ok()["owner_id"] == other.account_id
     finally:
         await portal.close()
+
+
+async def test_the_fleet_view_counts_stages_and_shows_the_latest_steps(server: Running, admin: ApiClient) -> None:
+    macs = await fleet(admin, [device(m) for m in macs_for("A4251D", 3)], approve=False)
+    (await admin.post("/devices/approve", {"macs": macs[:2]})).ok()
+    portal = await signed_in(server.admin_url, "admin", ADMIN_PASSWORD)
+    try:
+        status, page = await portal.get("/fleet")
+        assert status == 200 and 'data-poll="/fleet?"' in page
+        rows = {cells[0]: cells[1] for cells in
+                (re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", page, re.S))
+                if len(cells) >= 2}
+        assert rows["Imported"] == "1" and rows["Approved"] == "2"
+        assert all(m in page for m in macs[:2])  # their approval is among the latest steps
+    finally:
+        await portal.close()
