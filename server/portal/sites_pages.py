@@ -130,7 +130,7 @@ async def site_create(request: web.Request) -> web.StreamResponse:
     body = site_body(form, create=True)
     answer = await call(request, "POST", "/accounts/{id}/sites", params={"id": account_id}, body=body)
     if not answer.ok:
-        if answer.status == 404:
+        if answer.error == "account-not-found":
             return _refused(request, answer)
         return await _list_page(
             request, account_id, answer.status, error=answer.detail or answer.error, typed=dict(form)
@@ -214,10 +214,20 @@ async def site_detail(request: web.Request) -> web.StreamResponse:
 @action
 async def site_update(request: web.Request) -> web.StreamResponse:
     sid = _site_id(request)
+    site = need(await call(request, "GET", "/sites/{id}", params={"id": sid}))
     form = await request.post()
-    answer = await call(request, "PATCH", "/sites/{id}", params={"id": sid}, body=site_body(form, create=False))
+    body = site_body(form, create=False)
+    # Only what changed: a customer may keep an ancestor's profile it cannot open itself (SIT-1),
+    # and naming that profile again would be refused as not found.
+    if body.get("profile_id") == site["profile_id"] and site["profile_id"] is not None:
+        del body["profile_id"]
+        if body.get("entry") == site["entry"]:
+            del body["entry"]
+    if body.get("pin", site["pin"]) == site["pin"]:
+        body.pop("pin", None)
+    answer = await call(request, "PATCH", "/sites/{id}", params={"id": sid}, body=body)
     if not answer.ok:
-        if answer.status == 404:
+        if answer.error == "site-not-found":
             return _refused(request, answer)
         return await _site_page(request, sid, answer.status, site_error=answer.detail or answer.error, typed=dict(form))
     return see_other(f"/sites/{sid}?done=saved")

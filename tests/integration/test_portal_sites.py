@@ -352,3 +352,34 @@ async def test_profiles_list_edit_keeps_a_redacted_password_and_delete_is_refuse
         assert (await customer.get(f"/profiles/{pid}")).status == 404
     finally:
         await portal.close()
+
+
+async def test_a_customer_renames_a_site_that_uses_its_providers_profile(server: Running, admin: ApiClient) -> None:
+    sp, customer, portal = await customer_portal(server, admin)
+    try:
+        profile = (
+            await sp.post("/profiles", {"name": "Provider's", "entries": [{"server_type": "HTTPS", "url": URL}]})
+        ).ok()
+        site = (
+            await sp.post(
+                f"/accounts/{customer.account_id}/sites", {"name": "Given", "profile_id": profile["id"], "pin": "0007"}
+            )
+        ).ok()
+        assert (await customer.get(f"/profiles/{profile['id']}")).status == 404  # the customer cannot open it
+        status, page = await portal.get(f"/sites/{site['id']}")
+        assert status == 200 and "Provider&#39;s" in page and URL in page
+        status, page, _ = await portal.post(
+            f"/sites/{site['id']}", {"name": "Renamed", "profile_id": str(profile["id"]), "entry": "0", "pin": "0007"}
+        )
+        assert status == 303, page
+        after = (await customer.get(f"/sites/{site['id']}")).ok()
+        assert (after["name"], after["profile_id"], after["pin"]) == ("Renamed", profile["id"], "0007")
+        # sites of this customer as its provider sees them in the portal
+        provider = await signed_in(server.admin_url, sp.login_name, PASSWORD)
+        try:
+            status, page = await provider.get(f"/sites?account={customer.account_id}")
+            assert status == 200 and "Renamed" in page and f'value="{customer.account_id}" selected' in page
+        finally:
+            await provider.close()
+    finally:
+        await portal.close()
