@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pyotp
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import (
@@ -15,6 +16,7 @@ from tests.browser.conftest import (
     Api,
     assert_accessible,
     heading,
+    open_page,
     sign_in,
 )
 
@@ -101,3 +103,25 @@ def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(page: Any)
     assert answer.value.status == 403
     page.goto("/")
     expect(heading(page, "Dashboard")).to_be_visible()
+
+
+def test_the_tier_s_own_checks_see_a_blocked_script_and_an_unlabelled_field(browser: Any, portal_server: Any) -> None:
+    """The CSP watch and the axe check are live: an inline script the policy blocks and a field
+    without a label are both reported (so their silence on the real pages means something)."""
+    context, pg, problems = open_page(browser, portal_server.url)
+    try:
+        pg.goto("/login")
+        assert not problems
+        pg.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.ran = 1';"
+                    " document.body.append(s); }")
+        assert pg.evaluate("() => window.ran === undefined")  # blocked
+        for _ in range(100):  # the violation event is queued as a task: let it arrive
+            if problems.console:
+                break
+            pg.wait_for_timeout(50)
+        assert any("CSP violation: script-src" in m for m in problems.console), problems
+        pg.evaluate("() => { const i = document.createElement('input'); document.querySelector('form').append(i); }")
+        with pytest.raises(AssertionError, match="label"):
+            assert_accessible(pg)
+    finally:
+        context.close()
