@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import aiohttp
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, attributes
 
@@ -67,7 +67,14 @@ class PendingEvent(NamedTuple):
 # --- queueing -------------------------------------------------------------------------------------
 
 
-def _targets(execute: Callable[[Any], Any], events: Sequence[PendingEvent]) -> list[list[tuple[int, str]]]:
+# Built once (SQLAlchemy caches the compiled form): the enrollment writer runs it per batch.
+_HOOKS = select(Webhook.id, Webhook.account_id, Webhook.events).where(
+    Webhook.account_id.in_(bindparam("ids", expanding=True)), Webhook.enabled.is_(True)
+)
+_ROOTS = select(Account.id).where(Account.parent_id.is_(None))
+
+
+def _targets(execute: Callable[..., Any], events: Sequence[PendingEvent]) -> list[list[tuple[int, str]]]:
     """Per event, the (webhook id, account id) of the enabled webhooks that hear it: one query for
     all events (plus one for the platform's id when an event is filed under no account)."""
     ids: set[str] = set()
@@ -78,17 +85,13 @@ def _targets(execute: Callable[[Any], Any], events: Sequence[PendingEvent]) -> l
         rootless = rootless or not path_ids
     root: list[str] = []
     if rootless:
-        root = [row[0] for row in execute(select(Account.id).where(Account.parent_id.is_(None)))]
+        root = [row[0] for row in execute(_ROOTS)]
         ids.update(root)
     if not ids:
         return [[] for _ in events]
-    hooks = list(
-        execute(
-            select(Webhook.id, Webhook.account_id, Webhook.events).where(
-                Webhook.account_id.in_(sorted(ids)), Webhook.enabled.is_(True)
-            )
-        )
-    )
+    hooks = list(execute(_HOOKS, {"ids": sorted(ids)}))
+    if not hooks:
+        return [[] for _ in events]
     answer = []
     for e in events:
         hears = set(rules.account_ids_of_path(e.account_path)) or set(root)
