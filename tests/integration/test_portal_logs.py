@@ -14,7 +14,9 @@ from tests.integration.client import PASSWORD, ApiClient
 from tests.integration.portal_client import Portal, signed_in
 
 _ROW = re.compile(
-    r"<tr>\s*<td>[^<]*</td>\s*<td>([A-Z]+)</td>\s*<td><code>([^<]*)</code></td>.*?<td>([^<]*)</td>\s*</tr>", re.S
+    r'<tr>\s*<td>[^<]*</td>\s*<td>([A-Z]+)</td>\s*<td class="hide-narrow"><code>([^<]*)</code></td>'
+    r".*?<td>([^<]*)</td>\s*</tr>",
+    re.S,
 )
 
 
