@@ -16,8 +16,9 @@ Decisions:
   polling changes every second and counts less often).
 - Cost (50,000 devices, `bench/fleet_status.py`): a poll reads the events after the cursor by
   primary key and their device rows by primary key; the counts are one GROUP BY pass over the
-  scope's device rows (no counter table to drift); a timeline is three index look-ups on
-  `ix_device_events_mac_id`.
+  scope's device rows (no counter table to drift), kept per scope for 2 s while events arrive and
+  30 s when none do (`counted_at` says when; `server.store.timeline`); a timeline is three index
+  look-ups on `ix_device_events_mac_id`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from server.domain.errors import bad_request
 from server.domain.identity import normalize_mac
 from server.domain.timeline import PATH, STAGES, STEPS
 from server.store.models import Account, Device
-from server.store.timeline import device_timeline, fleet_changes, stage_counts
+from server.store.timeline import cached_stage_counts, device_timeline, fleet_changes, greatest_event_id
 
 api = Api()
 
@@ -95,6 +96,8 @@ FLEET = {
                 "by_stage": {"type": "object", "required": list(STAGES),
                              "properties": {name: _COUNT for name in STAGES}},
                 "locked": _COUNT,
+                "counted_at": {"type": "string", "format": "date-time",
+                               "description": "when these counts were taken (kept up to 2 s; 30 s with no new event)"},
             },
         },
         "changes": {
@@ -174,15 +177,18 @@ async def fleet_status(req: Req) -> Any:
             stmt = stmt.where(label_condition)
         return stmt
 
+    top = await greatest_event_id(req.session)
     changes, cursor, more = await fleet_changes(
-        req.session, scope, after=after, since=since, limit=limit if limit is not None else DEFAULT_LIMIT
+        req.session, scope, after=after, since=since, limit=limit if limit is not None else DEFAULT_LIMIT, top=top
     )
     answer: dict[str, Any] = {
         "at": req.now,
         "scope": {"account_id": account.id if account else None, "site_id": site_id, "label": label},
     }
     if with_counts:
-        answer["counts"] = await stage_counts(req.session, scope, req.now)
+        actor = req.actor
+        key = (actor.role, actor.acting_id, account.id if account else None, site_id, label)
+        answer["counts"] = await cached_stage_counts(req.ctx.store, req.session, key, scope, req.now, top)
     answer.update(changes=changes, cursor=cursor, more=more)
     return answer
 

@@ -20,7 +20,11 @@ Decisions:
   `HISTORY` events — three queries on `ix_device_events_mac_id` (mac, id), however long it lived.
 - Fleet changes: `device_events.id > :after` in id order (the primary key; `after` is the cursor a
   poll got), joined to the device row and the caller's scope by primary keys: a poll reads the
-  new rows only. Counts by stage: one GROUP BY over the scope's devices (`stage_of`).
+  new rows only. Counts by stage: one GROUP BY over the scope's devices (`stage_of`), ~55 ms
+  for 50,000 on SQLite — so not per poll: a count is kept per scope (the caller, `account_id`,
+  `site_id`, `label`) and used again while it is younger than `COUNTS_FRESH` (2 s) or, when no
+  event was recorded since, `COUNTS_QUIET` (30 s; imports and deletions write no event). Many
+  pages polling every second cost one pass per scope per 2 s. Per server process.
 - Cursor caveat (PostgreSQL): ids come from a sequence, so a transaction that commits after one
   with a higher id (two writers at once) can be missed by a poll that ran between. The page's
   counts never miss anything; `since` exists for a page that wants a time window instead.
@@ -29,8 +33,10 @@ Decisions:
 from __future__ import annotations
 
 import base64
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.serialization import pkcs7
@@ -44,6 +50,7 @@ from server.domain.enrollment.decision import REFUSALS, Decision
 from server.domain.enrollment.facts import EnrollmentFacts
 from server.domain.enrollment.finish import speaks_for_itself
 from server.domain.timeline import HISTORY, STAGES, DeviceRow, Event, build_timeline
+from server.store.db import Store
 from server.store.models import Device, DeviceEvent
 
 _events = cast(Table, DeviceEvent.__table__)
@@ -281,7 +288,8 @@ def stage_of() -> Any:
 async def stage_counts(
     session: AsyncSession, scope: Callable[[Any], Any], now: datetime
 ) -> dict[str, Any]:
-    """Devices of the scope by stage, and locked now. `scope(stmt)` restricts a statement on `devices`."""
+    """Devices of the scope by stage, and locked now (one GROUP BY pass over the scope's rows).
+    `scope(stmt)` restricts a statement on `devices`."""
     stage = stage_of()
     by_stage = dict.fromkeys(STAGES, 0)
     locked_now = func.sum(case((Device.locked_until > now, 1), else_=0))
@@ -292,7 +300,42 @@ async def stage_counts(
     for name, count, locked_here in rows:
         by_stage[str(name)] = int(count)
         locked += int(locked_here or 0)
-    return {"total": sum(by_stage.values()), "by_stage": by_stage, "locked": locked}
+    return {"total": sum(by_stage.values()), "by_stage": by_stage, "locked": locked, "counted_at": now}
+
+
+# Counts per scope, reused (module docstring): key -> (counted at, greatest event id then, counts).
+COUNTS_FRESH = timedelta(seconds=2)  # a fleet run's pollers share one count per scope this long
+COUNTS_QUIET = timedelta(seconds=30)  # with no new event: imports and deletions show within this
+_Counts = OrderedDict[tuple[Any, ...], tuple[datetime, int, dict[str, Any]]]
+_counts_of: weakref.WeakKeyDictionary[Store, _Counts] = weakref.WeakKeyDictionary()
+_COUNTS_KEPT = 256
+
+
+async def cached_stage_counts(
+    store: Store, session: AsyncSession, key: tuple[Any, ...], scope: Callable[[Any], Any], now: datetime, top: int
+) -> dict[str, Any]:
+    """`stage_counts`, counted again only when the last count of `key` is older than
+    `COUNTS_FRESH` and events were recorded since (`top`: the greatest event id now), or older
+    than `COUNTS_QUIET`; so however many pages poll however often, a scope costs at most one
+    pass over its devices every `COUNTS_FRESH`."""
+    _counts = _counts_of.setdefault(store, OrderedDict())
+    found = _counts.get(key)
+    if found is not None:
+        at, seen_top, counts = found
+        age = now - at
+        if timedelta(0) <= age < (COUNTS_QUIET if seen_top == top else COUNTS_FRESH):
+            _counts.move_to_end(key)
+            return counts
+    counts = await stage_counts(session, scope, now)
+    _counts[key] = (now, top, counts)
+    _counts.move_to_end(key)
+    while len(_counts) > _COUNTS_KEPT:
+        _counts.popitem(last=False)
+    return counts
+
+
+async def greatest_event_id(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.max(DeviceEvent.id))) or 0)
 
 
 RECENT_WINDOW = 20_000  # a first poll (no cursor) looks for its latest changes among the platform's latest events
@@ -305,12 +348,13 @@ async def fleet_changes(
     after: int | None,
     since: datetime | None,
     limit: int,
+    top: int | None = None,
 ) -> tuple[list[dict[str, Any]], int, bool]:
     """Events of the scope's devices, oldest first: with `after`, those with a greater id (a
     poll); without, the latest `limit` among the platform's latest `RECENT_WINDOW` events.
     Answers (changes, cursor, more): the cursor is the last id this read covered — the last change
     returned when `more`, else the greatest id there was — so out-of-scope events are read once."""
-    top = int(await session.scalar(select(func.max(DeviceEvent.id))) or 0)
+    top = await greatest_event_id(session) if top is None else top
     stmt = scope(
         select(DeviceEvent, Device.site_id, Device.owner_id).join(Device, Device.mac == DeviceEvent.mac)
     ).where(DeviceEvent.id <= top)

@@ -156,9 +156,11 @@ async def test_fleet_status_counts_move_and_the_cursor_gives_only_what_is_new(
         assert (await phone.enroll())["result"] == "redirect"
     small = (await cust.sp.get("/fleet/status", after=str(poll["cursor"]), limit="3")).ok()
     assert len(small["changes"]) == 3 and small["more"] is True
+    assert small["counts"] == poll["counts"]  # counted again at most every 2 s per scope; the changes are live
+    clock.advance(seconds=3)
     rest = (await cust.sp.get("/fleet/status", after=str(small["cursor"]))).ok()
     assert len(rest["changes"]) == 1 and rest["more"] is False
-    assert rest["counts"]["by_stage"]["redirected"] == 3
+    assert rest["counts"]["by_stage"]["redirected"] == 3 and rest["counts"]["counted_at"] > poll["counts"]["counted_at"]
 
     # Narrowed: the site, an account of the subtree; outside it 404; the other customer sees its own.
     by_site = (await cust.customer.get("/fleet/status", site_id=str(site))).ok()
