@@ -108,3 +108,26 @@ async def test_next_after_sign_in_stays_on_this_portal(server: Running) -> None:
         assert status == 303 and location == "/"
     finally:
         await portal.close()
+
+
+async def test_the_dashboard_shows_wrong_codes_and_the_lockout_they_caused(server: Running, admin: ApiClient) -> None:
+    """Issue 13's guessing figures on the portal's dashboard: three wrong codes lock a device (LCK-2)."""
+    import re
+
+    from tests.integration.device_client import Phone, import_phones, new_customer
+
+    cust = await new_customer(admin)
+    phone = Phone.make(server)
+    await import_phones(admin, [phone])
+    (await cust.customer.post("/devices/claim", {"mac": phone.mac, "serial": phone.serial})).ok()
+    for _ in range(3):
+        await phone.enroll(code="99999999")
+    portal = await signed_in(server.admin_url, "admin", ADMIN_PASSWORD)
+    try:
+        _, page = await portal.get("/")
+        figures = dict((label, int(n)) for n, label in re.findall(
+            r'<span class="n">(\d+)</span><span class="l">([^<]+)</span>', page))
+        assert figures["Wrong codes"] == 3 and figures["Lockouts"] == 1 and figures["Locked out"] == 1
+        assert "1 device(s) locked out after wrong codes" in page
+    finally:
+        await portal.close()
