@@ -466,4 +466,13 @@ async def errors_middleware(
         return json_response(err.to_json(), err.status, err.headers)
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
+        if not request.path.startswith(PREFIX):  # a portal page: a page, still no traceback
+            return web.Response(status=500, content_type="text/html", text=_FAILED_PAGE)
         return json_response({"error": "internal-error", "detail": "the server failed; see its log"}, 500)
+
+
+_FAILED_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Server error · enrollab</title></head>'
+    "<body><main><h1>Server error</h1><p>The server failed on this page; its log says why. "
+    '<a href="/">Back to the dashboard</a></p></main></body></html>'
+)
