@@ -28,6 +28,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("Sites & codes", "/sites", "sites.read"),
     ("Profiles", "/profiles", "profiles.read"),
     ("Accounts", "/accounts", "accounts.read"),
+    ("Links", "/links", "links.read"),
     ("Administrators", "/users", "users.read"),
     ("Audit log", "/logs", "logs.read"),
     ("Notifications", "/notifications", "notifications.read"),
