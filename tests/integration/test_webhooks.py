@@ -26,7 +26,7 @@ from server.store.models import AuditLog, WebhookDelivery
 from tests.conftest import ADMIN_PASSWORD, FakeClock
 from tests.integration.client import ApiClient
 from tests.integration.device_client import Phone, entry, import_phones, nec, new_customer, new_site, zero_touch
-from tests.integration.test_api_devices import device, import_json
+from tests.integration.test_api_devices import claim_all, device, fleet, import_json, macs_for, wait_job
 
 DEADLINE = 30.0  # seconds: a guard against a hang, never a measurement
 WINDOW = 300  # the replay window docs/webhooks.md gives receivers
@@ -356,6 +356,29 @@ async def test_lockout_job_finished_and_import_failed_events(
     finished = [r.json["data"] for r in receiver.got if r.json["type"] == "job.finished"]
     assert {f["status"] for f in finished} == {"COMPLETE", "FAIL"} and all(f["kind"] == "import" for f in finished)
     assert code not in json.dumps([r.json for r in receiver.got])  # no enrollment code in any event
+
+
+async def test_a_bulk_job_that_ends_is_a_job_finished_event_for_its_account_only(
+    quiet_server: Running, admin_of: ApiClient, receiver: Receiver, clock: FakeClock
+) -> None:
+    sp = await admin_of.new_account("service_provider")
+    other = await admin_of.new_account("service_provider")
+    hook = await register(sp, receiver.url, ["job.finished"])
+    await register(other, receiver.url, ["job.finished"])
+    macs = await fleet(admin_of, [device(m) for m in macs_for("A42539", 2)])
+    await claim_all(sp, macs)
+    started = (await sp.post("/jobs", {"name": "activate all", "actions": ["Activate"], "all": True})).ok()
+    assert (await wait_job(sp, started["id"]))["status"] == "COMPLETE"
+
+    assert await deliver(quiet_server) == ["delivered"]
+    (got,) = receiver.got  # the other provider's webhook heard nothing (nor the platform's imports)
+    assert signed_ok(hook["secret"], got.headers["Enrollab-Signature"], got.body, clock())
+    body = got.json
+    assert (body["type"], body["account_id"]) == ("job.finished", sp.account_id)
+    data = body["data"]
+    assert (data["job_id"], data["status"], data["kind"], data["name"]) == (started["id"], "COMPLETE", "devices",
+                                                                            "activate all")
+    assert data["summary"]["succeeded"] == 2 and data["summary"]["failed"] == 0
 
 
 # --- ACC-7 -------------------------------------------------------------------------------------------
