@@ -294,3 +294,20 @@ def test_the_dashboard_works_at_phone_width(browser: Any, portal_server: PortalS
     finally:
         context.close()
     assert not problems, f"the browser reported problems: {problems}"
+
+
+@pytest.mark.parametrize("role", ["admin", "sp", "acme"])
+def test_every_link_of_the_navigation_opens_an_accessible_page(page: Any, fleet: Fleet, role: str) -> None:
+    """Each administrator's navigation (what its role may see) leads to pages that answer 200 with
+    one h1 and pass axe; the page's CSP and sub-resources are watched as everywhere."""
+    _signed_in(page, getattr(fleet, role))
+    nav = page.get_by_role("navigation", name="Main").get_by_role("link")
+    links = [(link.inner_text(), link.get_attribute("href")) for link in nav.all()]
+    assert ("Devices", "/devices") in links, links
+    for label, href in links:
+        answer = page.goto(href)
+        assert answer is not None and answer.status == 200, (label, href, answer and answer.status)
+        expect(page.get_by_role("heading", level=1)).to_have_count(1)
+        expect(page.get_by_role("navigation", name="Main").get_by_role("link", name=label, exact=True)
+               ).to_have_attribute("aria-current", "page")
+        assert_accessible(page)
