@@ -267,11 +267,12 @@ def _main_pages(fleet: Fleet) -> dict[str, tuple[Api, str, str]]:
         "jobs": (fleet.sp, "/jobs", "Jobs"),
         "accounts": (fleet.sp, "/accounts", "Accounts"),
         "profiles": (fleet.acme, "/profiles", "Profiles"),
+        "fleet": (fleet.sp, "/fleet", "Fleet"),
     }
 
 
 @pytest.mark.parametrize("name", ["dashboard", "devices", "device", "import-job", "site", "audit-log",
-                                  "jobs", "accounts", "profiles"])
+                                  "jobs", "accounts", "profiles", "fleet"])
 def test_a_main_page_passes_axe_and_is_drawn(page: Any, fleet: Fleet, name: str, tmp_path: Path) -> None:
     who, path, title = _main_pages(fleet)[name]
     _signed_in(page, who)
@@ -311,3 +312,40 @@ def test_every_link_of_the_navigation_opens_an_accessible_page(page: Any, fleet:
         expect(page.get_by_role("navigation", name="Main").get_by_role("link", name=label, exact=True)
                ).to_have_attribute("aria-current", "page")
         assert_accessible(page)
+
+
+# --- finding a device, and a webhook's secret ---------------------------------------------------
+
+
+def test_a_device_is_found_and_picked_for_a_bulk_action_from_the_list(page: Any, fleet: Fleet) -> None:
+    target = fleet.acme_devices[1]
+    _signed_in(page, fleet.sp)
+    page.goto("/devices")
+    page.get_by_label("MAC, serial, model or label").fill(fleet.serials[target])
+    page.get_by_role("button", name="Search").click()
+    rows = page.get_by_role("table").locator("tbody").get_by_role("row")
+    expect(rows).to_have_count(1)
+    expect(rows.first.get_by_role("link", name=target)).to_be_visible()
+    page.get_by_label(f"Select {target}").check()
+    page.get_by_role("button", name="Bulk action on the selected devices…").click()
+    expect(heading(page, "Start a job")).to_be_visible()
+    expect(page.get_by_label("Devices", exact=True)).to_have_value(re.compile(rf"^{target}\s*$"))
+
+
+def test_a_webhook_secret_is_shown_once(page: Any, fleet: Fleet) -> None:
+    _signed_in(page, fleet.acme)
+    page.goto("/webhooks")
+    expect(heading(page, "Webhooks")).to_be_visible()
+    page.get_by_label("Receiver URL (http or https)").fill("http://127.0.0.1:9/acme-hook")
+    page.get_by_label("Description").fill("front desk")
+    page.get_by_role("group", name="Events").get_by_role("checkbox").first.check()
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("status")).to_contain_text("Copy the secret now")
+    secret = page.locator("code.secret").inner_text().strip()
+    assert len(secret) >= 20 and secret not in page.url
+    assert_accessible(page)
+    page.get_by_role("link", name="Go to the webhook").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Webhook #")
+    assert secret not in page.content()
+    page.goto("/webhooks")
+    assert secret not in page.content()
