@@ -124,11 +124,15 @@ async def device(request: web.Request) -> web.StreamResponse:
     mac = request.match_info["mac"]
     found = need(await call(request, "GET", "/devices/{mac}", params={"mac": mac}))
     timeline = await call(request, "GET", "/devices/{mac}/timeline", params={"mac": found["mac"]})
+    site = None  # the site's name and what its devices are sent (profile, server, URL redacted)
+    if found.get("site_id") and "sites.read" in request[ME]["actions"]:
+        answer = await call(request, "GET", "/sites/{id}", params={"id": found["site_id"]})
+        site = answer.body if answer.ok else None
     actions = set(request[ME]["actions"])
     buttons = [(name, label) for name, (_, label, permission) in SINGLE_ACTIONS.items() if permission in actions]
     return html(
         request, "device.html", title=f"Device {found['mac']}", device=found,
-        timeline=timeline.body if timeline.ok else None, history=await _history(request, found["mac"]),
+        timeline=timeline.body if timeline.ok else None, site=site, history=await _history(request, found["mac"]),
         buttons=buttons, notice=request.query.get("done"), error=request.query.get("refused"),
     )
 

@@ -106,3 +106,24 @@ async def test_the_fleet_view_counts_stages_and_shows_the_latest_steps(server: R
         assert all(m in page for m in macs[:2])  # their approval is among the latest steps
     finally:
         await portal.close()
+
+
+async def test_an_enrolled_device_page_shows_its_site_profile_and_the_redirect_it_was_sent(
+    server: Running, admin: ApiClient
+) -> None:
+    from tests.integration.device_client import Phone, entry, import_phones, new_customer, new_site, zero_touch
+
+    cust = await new_customer(admin)
+    site_id = await new_site(cust.sp, cust.id, entry("https://prov.example.com/$MODEL4/"))
+    phone = Phone.make(server)
+    await import_phones(admin, [phone])
+    await zero_touch(cust, [phone], site_id)
+    assert (await phone.enroll()).status == 200
+    portal = await signed_in(server.admin_url, cust.customer.login_name, PASSWORD)
+    try:
+        status, page = await portal.get(f"/devices/{phone.mac}")
+        text = _text(page)
+        assert status == 200 and "device profile" in text and "https://prov.example.com/" in text
+        assert "First contact pending" not in text and "Redirected pending" not in text
+    finally:
+        await portal.close()
