@@ -62,12 +62,14 @@ def test_dev11_fields_cover_the_device_columns() -> None:
         "approved",
         "activated",
         "associated",
+        "enrolled",
         "label",
     }
     assert {name for name, kind in DEVICE_FIELDS.items() if kind is FieldKind.BOOLEAN} == {
         "approved",
         "activated",
         "associated",
+        "enrolled",
     }
 
 
