@@ -52,8 +52,14 @@ async def child(http: aiohttp.ClientSession, api: str, auth: dict[str, str], kin
         acc = await r.json()
         assert r.status in (200, 201), acc
     who = f"bench-{kind}@example.test"
-    user = {"account_id": acc["id"], "login": who, "password": "Temporary-Pw-1", "email": who,
-            "first_name": "B", "last_name": "B"}
+    user = {
+        "account_id": acc["id"],
+        "login": who,
+        "password": "Temporary-Pw-1",
+        "email": who,
+        "first_name": "B",
+        "last_name": "B",
+    }
     async with http.post(api + "/users", json=user, headers=auth) as r:
         assert r.status in (200, 201), await r.text()
     mine = await login(http, api, who, "Temporary-Pw-1")
@@ -65,10 +71,19 @@ async def child(http: aiohttp.ClientSession, api: str, auth: dict[str, str], kin
 
 def device_rows(start_i: int, n: int, owner: str) -> list[dict[str, Any]]:
     return [
-        {"mac": f"A4251B{i:06X}", "serial": f"BN{i:010d}", "model": "J179", "approved": True, "owner_id": owner,
-         "associated": True, "activated": True, "created_at": T0, "imported_by": "00000001",
-         "last_contact": T0 + timedelta(seconds=i) if i % 2 else None,
-         "enrolled_at": T0 + timedelta(seconds=i) if i % 2 else None}
+        {
+            "mac": f"A4251B{i:06X}",
+            "serial": f"BN{i:010d}",
+            "model": "J179",
+            "approved": True,
+            "owner_id": owner,
+            "associated": True,
+            "activated": True,
+            "created_at": T0,
+            "imported_by": "00000001",
+            "last_contact": T0 + timedelta(seconds=i) if i % 2 else None,
+            "enrolled_at": T0 + timedelta(seconds=i) if i % 2 else None,
+        }
         for i in range(start_i, start_i + n)
     ]
 
@@ -78,8 +93,17 @@ def event_rows(start_i: int, n: int, owner: str, at: datetime) -> list[dict[str,
     for i in range(start_i, start_i + n):
         mac = f"A4251B{i:06X}"
         for step in ("claimed", "associated", "activated", "first_contact", "redirected"):
-            rows.append({"mac": mac, "step": step, "ok": True, "at": at, "login": None, "account_id": owner,
-                         "detail": {"profile_url": "https://prov.example.com/J179/"} if step == "redirected" else {}})
+            rows.append(
+                {
+                    "mac": mac,
+                    "step": step,
+                    "ok": True,
+                    "at": at,
+                    "login": None,
+                    "account_id": owner,
+                    "detail": {"profile_url": "https://prov.example.com/J179/"} if step == "redirected" else {},
+                }
+            )
     return rows
 
 
@@ -93,7 +117,9 @@ async def timed(http: aiohttp.ClientSession, url: str, auth: dict[str, str], **p
 
 async def main(devices: int, calls: int, db: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        running = await start(ServeConfig(data_dir=Path(tmp) / "data", db_url=db, admin_port=0), admin_password=PASSWORD)
+        running = await start(
+            ServeConfig(data_dir=Path(tmp) / "data", db_url=db, admin_port=0), admin_password=PASSWORD
+        )
         api = running.admin_url + "/api/v1"
         store = running.opened.ctx.store
         results: dict[str, list[float]] = {}
@@ -119,7 +145,9 @@ async def main(devices: int, calls: int, db: str | None) -> None:
                         results.setdefault(f"{who}: first call (counts + latest 100)", []).append(ms)
                         ms, _ = await timed(http, api + "/fleet/status", auth, after=str(first["cursor"]))
                         results.setdefault(f"{who}: poll, nothing new (counts)", []).append(ms)
-                        ms, _ = await timed(http, api + "/fleet/status", auth, after=str(first["cursor"]), counts="false")
+                        ms, _ = await timed(
+                            http, api + "/fleet/status", auth, after=str(first["cursor"]), counts="false"
+                        )
                         results.setdefault(f"{who}: poll, nothing new, no counts", []).append(ms)
                         base = rng.randrange(devices - 100)
                         async with store.transaction() as session:
@@ -127,7 +155,9 @@ async def main(devices: int, calls: int, db: str | None) -> None:
                         ms, polled = await timed(http, api + "/fleet/status", auth, after=str(first["cursor"]))
                         assert len(polled["changes"]) == 100, len(polled["changes"])
                         results.setdefault(f"{who}: poll, 100 new changes (counts)", []).append(ms)
-                        ms, _ = await timed(http, api + "/fleet/status", auth, after=str(first["cursor"]), counts="false")
+                        ms, _ = await timed(
+                            http, api + "/fleet/status", auth, after=str(first["cursor"]), counts="false"
+                        )
                         results.setdefault(f"{who}: poll, 100 new changes, no counts", []).append(ms)
                         mac = f"A4251B{rng.randrange(devices):06X}"
                         ms, _ = await timed(http, api + f"/devices/{mac}/timeline", auth)
@@ -135,9 +165,11 @@ async def main(devices: int, calls: int, db: str | None) -> None:
             if store.is_sqlite:
                 async with store.transaction() as session:
                     stmt = (
-                        select(DeviceEvent.id).join(Device, Device.mac == DeviceEvent.mac)
+                        select(DeviceEvent.id)
+                        .join(Device, Device.mac == DeviceEvent.mac)
                         .where(DeviceEvent.id > devices * 5, DeviceEvent.id <= devices * 5 + 100)
-                        .order_by(DeviceEvent.id).limit(101)
+                        .order_by(DeviceEvent.id)
+                        .limit(101)
                     )
                     compiled = stmt.compile(dialect=session.bind.dialect, compile_kwargs={"literal_binds": True})
                     plan = " | ".join(str(r[-1]) for r in await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))

@@ -33,7 +33,8 @@ async def store(db_url: str) -> AsyncIterator[Store]:
 
 
 async def _search(store: Store, q: dict) -> list[str]:
-    cond = to_sql(parse_filter(q, DEVICE_FIELDS), {n: getattr(Device, n) for n in DEVICE_FIELDS if n not in ("label", "enrolled")})
+    columns = {n: getattr(Device, n) for n in DEVICE_FIELDS if n not in ("label", "enrolled")}
+    cond = to_sql(parse_filter(q, DEVICE_FIELDS), columns)
     async with store.transaction() as session:
         return sorted(await session.scalars(select(Device.mac).where(cond)))
 
