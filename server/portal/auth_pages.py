@@ -31,12 +31,17 @@ def _next(value: Any) -> str:
     return target
 
 
-def _login_form(request: web.Request, status: int = 200, **values: Any) -> web.Response:
+def _sign_in_form(request: web.Request, template: str, status: int, **values: Any) -> web.Response:
+    """A sign-in step's form with a fresh double-submit token (cookie and hidden field)."""
     nonce = secrets.token_urlsafe(24)
-    response = html(request, "login.html", status, login_csrf=nonce, next=_next(request.query.get("next", "/")),
+    response = html(request, template, status, login_csrf=nonce, next=_next(request.query.get("next", "/")),
                     **values)
     response.set_cookie(LOGIN_CSRF, nonce, httponly=True, samesite="Strict", secure=request.secure, path="/login")
     return response
+
+
+def _login_form(request: web.Request, status: int = 200, **values: Any) -> web.Response:
+    return _sign_in_form(request, "login.html", status, **values)
 
 
 def _login_csrf_ok(request: web.Request, form: Any) -> bool:
@@ -98,11 +103,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 def _otp_form(request: web.Request, status: int = 200, **values: Any) -> web.Response:
-    nonce = secrets.token_urlsafe(24)
-    response = html(request, "login_otp.html", status, login_csrf=nonce, next=_next(request.query.get("next", "/")),
-                    **values)
-    response.set_cookie(LOGIN_CSRF, nonce, httponly=True, samesite="Strict", secure=request.secure, path="/login")
-    return response
+    return _sign_in_form(request, "login_otp.html", status, **values)
 
 
 @routes.get("/login/otp")

@@ -117,20 +117,25 @@ async def signed_in(request: web.Request) -> web.Response | None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+async def _signed_in_run(fn: Handler, request: web.Request) -> web.StreamResponse:
+    """Run a handler for the signed-in administrator; its Redirect and Refused become answers."""
+    refused = await signed_in(request)
+    if refused is not None:
+        return refused
+    try:
+        return await fn(request)
+    except Redirect as r:
+        return see_other(r.location)
+    except Refused as r:
+        return error_page(request, r.result)
+
+
 def page(fn: Handler) -> Handler:
     """A page for a signed-in administrator (GET)."""
 
     @functools.wraps(fn)
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        refused = await signed_in(request)
-        if refused is not None:
-            return refused
-        try:
-            return await fn(request)
-        except Redirect as r:
-            return see_other(r.location)
-        except Refused as r:
-            return error_page(request, r.result)
+        return await _signed_in_run(fn, request)
 
     return wrapped
 
@@ -144,15 +149,7 @@ def action(fn: Handler) -> Handler:
         if not session.csrf_ok(request, form):
             return html(request, "error.html", 403, title="Refused", error="csrf-invalid",
                         detail="This form is stale or did not come from this portal: reload the page and try again.")
-        refused = await signed_in(request)
-        if refused is not None:
-            return refused
-        try:
-            return await fn(request)
-        except Redirect as r:
-            return see_other(r.location)
-        except Refused as r:
-            return error_page(request, r.result)
+        return await _signed_in_run(fn, request)
 
     return wrapped
 

@@ -1,6 +1,7 @@
 // Progressive enhancement only: every page works without this file.
-// Elements with data-poll="URL" are refreshed from that URL (same origin, a JSON fragment
-// {"html": "..."} is NOT used: the server answers a partial page) every data-every seconds.
+// An element with an id and data-poll="URL" is replaced, every data-every seconds, by the element
+// with the same id in the page the server draws at URL (same origin); polling stops when the fresh
+// element has no data-poll (a finished job).
 (function () {
   "use strict";
   function poll(el) {
