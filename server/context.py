@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,9 @@ from server.store.db import Store
 
 if TYPE_CHECKING:
     from server.pki.store import Pki
+
+
+log = logging.getLogger("enrollab.server")
 
 
 def system_clock() -> datetime:
@@ -45,3 +49,15 @@ class ServerContext:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
         return task
+
+    async def stop_background(self, grace: float = 5.0) -> None:
+        """Cancel every background task and wait (up to `grace` seconds) until each has ended, so
+        none outlives the server and touches a closed store; a task that will not end is logged."""
+        tasks = list(self.background)
+        for task in tasks:
+            task.cancel()
+        if not tasks:
+            return
+        _, stuck = await asyncio.wait(tasks, timeout=grace)
+        for task in stuck:
+            log.warning("background task %s did not end within %.0f s of shutdown", task.get_coro(), grace)

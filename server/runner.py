@@ -106,7 +106,8 @@ class Running:
     async def stop(self) -> None:
         if self.device_runner is not None:
             await self.device_runner.cleanup()
-        await self.runner.cleanup()
+        await self.runner.cleanup()  # its shutdown ends the background loops (server.api.app)
+        await self.opened.ctx.stop_background()  # and any spawned since
         await self.opened.ctx.store.close()
 
 

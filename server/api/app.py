@@ -76,8 +76,7 @@ def create_admin_app(ctx: ServerContext) -> web.Application:
     install_portal(app)  # the portal's pages at / (issue 16)
 
     async def drain(_app: web.Application) -> None:
-        for task in list(ctx.background):
-            task.cancel()
+        await ctx.stop_background()
 
     app.on_shutdown.append(drain)
     return app

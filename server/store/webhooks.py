@@ -482,9 +482,14 @@ async def delivery_loop(
                             task.add_done_callback(settled)
                     except Exception:
                         log.exception("claiming webhook deliveries failed; trying again later")
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+                # arrives as the flag is set, and the loop would outlive the server's shutdown.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(flag.wait(), interval)
+                    async with asyncio.timeout(interval):
+                        await flag.wait()
     finally:
         _wakers.discard(flag)
         for task in list(flying):
             task.cancel()
+        if flying:  # let each attempt end before the store they record into closes
+            await asyncio.wait(list(flying), timeout=timeout)

@@ -240,4 +240,18 @@ async def test_ntf1_serve_with_smtp_delivers_by_itself(tmp_path, db_url: str, sm
         assert [rcpts for rcpts, _ in smtp_sink.mails] == [["admin@localhost"]]
     finally:
         await client.close()
+        ended: list[str] = []
+
+        async def slow_to_end() -> None:  # a background job that takes a while to wind down
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(0.3)
+                ended.append("wound down")
+
+        running.opened.ctx.spawn(slow_to_end())
         await running.stop()
+    # Stopping waits for the background loops to end (before the store closes) rather than
+    # leaving them to run on against a closed store.
+    assert ended == ["wound down"]
+    assert not running.opened.ctx.background
