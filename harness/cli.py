@@ -78,6 +78,19 @@ def main() -> None:
     metavar="HOST:PORT",
     help="Deliver email notifications (NTF-1) through this SMTP relay; without it they stay in the outbox.",
 )
+@click.option(
+    "--admin-tls",
+    is_flag=True,
+    help="Serve the admin API and portal over HTTPS (the server certificate in DATA/pki) and take "
+    "certificate logins (USR-3): a user certificate whose CN is the login name, issued by the "
+    "account's client root CA (PUT /accounts/{id}/login-ca).",
+)
+@click.option(
+    "--login-public-cas",
+    is_flag=True,
+    help="With --admin-tls: user certificates from the system's public CAs log in too (CN = login "
+    "name), as the DES guide allows; off by default (docs/decisions.md 'Certificate login').",
+)
 def serve(
     data_dir: Path,
     db_url: str | None,
@@ -86,6 +99,8 @@ def serve(
     device_port: int | None,
     hostnames: tuple[str, ...],
     smtp: str | None,
+    admin_tls: bool,
+    login_public_cas: bool,
 ) -> None:
     """Run the reference enrollment server.
 
@@ -123,6 +138,8 @@ def serve(
         device_port=device_port,
         smtp=relay,
         hostnames=list(hostnames) if hostnames else None,
+        admin_tls=admin_tls or login_public_cas,
+        login_public_cas=login_public_cas,
     )
     _run(serve_forever(cfg, announce))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,10 @@ class ServerContext:
     # Injected in tests (lockout and expiry times, USR-2) — rules never read the wall clock.
     clock: Callable[[], datetime] = system_clock
     token_hours: int = 12
+    # USR-3 certificate login (issue 16): the admin listener's TLS context when it serves HTTPS
+    # with client certificates (`enrollab serve --admin-tls`), and whether public CAs log in.
+    admin_ssl: ssl.SSLContext | None = None
+    login_public_cas: bool = False
     background: set[asyncio.Task[None]] = field(default_factory=set)
     guessing: GuessGate = field(default_factory=GuessGate)  # enrollment-code guessing budgets (issue 13)
     claims: FailureBudget = field(default_factory=lambda: FailureBudget(CLAIM_PROOF))  # DEV-3 claim proof

@@ -1,5 +1,5 @@
-"""Running the server: the admin listener (HTTP) and the device listener (HTTPS, mutual TLS,
-PROTOCOL §2).
+"""Running the server: the admin listener (HTTP, or HTTPS with `admin_tls`) and the device
+listener (HTTPS, mutual TLS, PROTOCOL §2).
 
 Decisions:
 - `device_port` None means 8443 (PROTOCOL §2's default), or any free port when `admin_port` is
@@ -17,6 +17,9 @@ Decisions:
   `harness.listen.listening_socket`) that the device listener serves on instead of binding
   host:port itself; the server knows nothing about namespaces. Device URLs then name the
   first `hostnames` entry (give the lab address there) [inf].
+- `admin_tls` (issue 16, USR-3): the admin listener serves the server certificate and asks for
+  an optional client certificate, trusting every account's client root CA at start and each
+  one uploaded while serving (`server.pki.tls.login_server_context`); the admin URL is https.
 - Trust is re-read from DATA/pki every `trust_reload_seconds` (revocations by
   `enrollab pki revoke` in another process, new trusted manufacturers) without a restart;
   `Running.reload_device_trust()` does it at once.
@@ -40,6 +43,7 @@ from aiohttp import web
 from server.api.app import create_admin_app
 from server.api.jobs import recovery_sweep
 from server.bootstrap import Opened, open_server
+from server.context import ServerContext
 from server.domain.errors import DomainError
 from server.domain.login_throttle import LoginGate, LoginThrottlePolicy
 from server.domain.throttle import Budget, GuessGate, GuessingPolicy
@@ -77,6 +81,11 @@ class ServeConfig:
     # (at once when events are queued); 0 starts no delivery loop.
     webhook_interval: float = 5.0
     webhook_timeout: float = 10.0  # seconds one delivery attempt may take
+    # USR-3 certificate login (issue 16): the admin listener serves HTTPS with the server
+    # certificate and asks for an optional client certificate (the accounts' client root CAs,
+    # and the system's public CAs with `login_public_cas`).
+    admin_tls: bool = False
+    login_public_cas: bool = False
 
     @property
     def effective_device_port(self) -> int:
@@ -159,8 +168,9 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
     device_runner: web.AppRunner | None = None
     try:
         await runner.setup()
-        port = await _listen(runner, config.host, config.admin_port)
         assert ctx.pki is not None  # open_server loaded it
+        admin_ssl = await _admin_tls(ctx, config) if config.admin_tls or config.login_public_cas else None
+        port = await _listen(runner, config.host, config.admin_port, admin_ssl)
         device_ssl = device_server_context(ctx.pki)
         device_runner = web.AppRunner(create_device_app(ctx), access_log=None)
         await device_runner.setup()
@@ -174,7 +184,8 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
         raise
     ctx.device_url = f"https://{_url_host(device_host(config, ctx.pki.server_names))}:{device_port}"
     ctx.est_url = ctx.device_url + "/.well-known/est"
-    running = Running(opened, runner, f"http://{_url_host(config.host)}:{port}", device_runner, ctx.device_url)
+    scheme = "https" if admin_ssl is not None else "http"
+    running = Running(opened, runner, f"{scheme}://{_url_host(config.host)}:{port}", device_runner, ctx.device_url)
     running.device_ssl = device_ssl
     running.warnings = [*ctx.pki.warnings, *_wildcard_warnings(ctx.pki.server_names, ctx.device_url)]
     if config.smtp is not None:
@@ -188,6 +199,21 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
     if config.trust_reload_seconds > 0:
         ctx.spawn(_reload_trust(running, config.trust_reload_seconds))
     return running
+
+
+async def _admin_tls(ctx: ServerContext, config: ServeConfig) -> ssl.SSLContext:
+    """The admin listener's TLS context with certificate login, trusting every account's client root CA."""
+    from sqlalchemy import select
+
+    from server.pki.tls import login_server_context
+    from server.store.models import Account
+
+    async with ctx.store.transaction() as session:
+        pems = [pem for pem in await session.scalars(select(Account.login_ca_pem)) if pem]
+    assert ctx.pki is not None
+    ctx.admin_ssl = login_server_context(ctx.pki, pems, public_cas=config.login_public_cas)
+    ctx.login_public_cas = config.login_public_cas
+    return ctx.admin_ssl
 
 
 def _wildcard_warnings(certificate_names: Sequence[str], device_url: str) -> list[str]:

@@ -15,7 +15,9 @@ from server.context import ServerContext
 MODULES = (
     "server.api.meta",
     "server.api.auth",
+    "server.api.certificate_login",  # USR-3 (issue 16)
     "server.api.accounts",
+    "server.api.login_ca",  # USR-3: an account's client root CA
     "server.api.users",
     "server.api.profiles",
     "server.api.sites",

@@ -158,24 +158,34 @@ async def _check_login(req: Req) -> Any:
     assert account is not None
     if not account.enabled:
         raise unauthorized("account-disabled", "this administrator's account is disabled (ACC-5)")
-    answer: dict[str, Any] = {}
-    if await two_factor_required(req, account) or user.totp_secret:
-        if user.totp_secret is None:
-            # First login under 2FA: hand over the secret to scan; later logins need the code.
-            user.totp_secret = passwords.new_totp_secret()
-            answer["otp_setup"] = {"secret": user.totp_secret, "uri": passwords.totp_uri(user.totp_secret, user.login)}
-        else:
-            code = req.body.get("otp")
-            if not code:
-                raise unauthorized("otp-required", "two-factor authentication is on: send 'otp' (USR-4)")
-            step = passwords.matching_totp_step(user.totp_secret, code, req.now)
-            if step is None:
-                raise unauthorized("invalid-otp", "the one-time code is wrong or expired (USR-4)")
-            if user.totp_last_step is not None and step <= user.totp_last_step:
-                raise unauthorized("otp-replayed", "this one-time code was already used: wait for the next one (USR-4)")
-            user.totp_last_step = step
+    answer = await second_factor(req, user, account, req.body.get("otp"))
     if passwords.password_needs_rehash(user.password_hash):
         user.password_hash = await hashing.hash_password(req.body["password"])
+    return await signed_in(req, user, account, answer)
+
+
+async def second_factor(req: Req, user: User, account: Account, code: str | None) -> dict[str, Any]:
+    """USR-4 after a first factor (password or certificate): the TOTP code where 2FA is on, or the
+    secret to scan at the first login under 2FA (then in the answer as `otp_setup`)."""
+    if not (await two_factor_required(req, account) or user.totp_secret):
+        return {}
+    if user.totp_secret is None:
+        # First login under 2FA: hand over the secret to scan; later logins need the code.
+        user.totp_secret = passwords.new_totp_secret()
+        return {"otp_setup": {"secret": user.totp_secret, "uri": passwords.totp_uri(user.totp_secret, user.login)}}
+    if not code:
+        raise unauthorized("otp-required", "two-factor authentication is on: send 'otp' (USR-4)")
+    step = passwords.matching_totp_step(user.totp_secret, code, req.now)
+    if step is None:
+        raise unauthorized("invalid-otp", "the one-time code is wrong or expired (USR-4)")
+    if user.totp_last_step is not None and step <= user.totp_last_step:
+        raise unauthorized("otp-replayed", "this one-time code was already used: wait for the next one (USR-4)")
+    user.totp_last_step = step
+    return {}
+
+
+async def signed_in(req: Req, user: User, account: Account, answer: dict[str, Any]) -> dict[str, Any]:
+    """A new token for `user`, who is the call's actor from now on (audit), and the login answer."""
     token = await issue_token(req, user)
     req.actor = req.actor.__class__(
         user.id, user.login, account.id, account.path, account.id, account.path, account.type, user.password_temporary

@@ -9,11 +9,18 @@
   connection to a freshly built context from the SNI callback, which OpenSSL calls for every
   ClientHello, with or without a server name. No restart, no dropped connections.
 - `admin_server_context(pki)`: server certificate only (HTTPS admin API).
+- `login_server_context(pki, login_cas, public_cas)`: the HTTPS admin API with USR-3 certificate
+  login: a client certificate is asked for (optional) and verified against every account's
+  client root CA (and the system's public CAs when `public_cas`); `add_login_ca` trusts one
+  more on the running listener. Which account's CA may log in whom is decided by
+  `server.domain.login_certificates` from `peer_chain`. Tickets are off so every connection's
+  chain is the one verified in its own handshake.
 - `client_context(ca_pem, cert, key)`: for tests and simulators.
 """
 
 from __future__ import annotations
 
+import _ssl
 import os
 import ssl
 import tempfile
@@ -46,6 +53,44 @@ def _server_context(pki: Pki) -> ssl.SSLContext:
 def admin_server_context(pki: Pki) -> ssl.SSLContext:
     """TLS 1.2+ with the server certificate; no client certificate asked."""
     return _server_context(pki)
+
+
+def login_server_context(pki: Pki, login_cas: list[str], public_cas: bool = False) -> ssl.SSLContext:
+    """The admin listener with certificate login (module docstring). Without any trust anchor no
+    client certificate is asked for (a browser would prompt for nothing)."""
+    context = _server_context(pki)
+    context.options |= ssl.OP_NO_TICKET
+    context.num_tickets = 0
+    if public_cas:
+        context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        context.verify_mode = ssl.CERT_OPTIONAL
+    for pem in login_cas:
+        add_login_ca(context, pem)
+    return context
+
+
+def add_login_ca(context: ssl.SSLContext, pem: str) -> None:
+    """Trust one more client root CA on a (running) login listener: new handshakes see it.
+    A CA taken away stays trusted by the TLS layer until a restart; it logs no one in, since
+    the login rule checks the account's current CA."""
+    context.load_verify_locations(cadata=pem)
+    context.verify_mode = ssl.CERT_OPTIONAL
+
+
+def peer_chain(source: Any) -> list[bytes]:
+    """The peer's verified certificate chain (DER, leaf first, root last) from an `SSLObject` or
+    a transport; [] without TLS, without a client certificate, or on a resumed session."""
+    ssl_object = source.get_extra_info("ssl_object") if hasattr(source, "get_extra_info") else source
+    if ssl_object is None:
+        return []
+    # Public from Python 3.13; 3.11 and 3.12 have it on the underlying _ssl object.
+    getter = getattr(ssl_object, "get_verified_chain", None) or getattr(
+        getattr(ssl_object, "_sslobj", None), "get_verified_chain", None
+    )
+    if getter is None or ssl_object.getpeercert(binary_form=True) is None:
+        return []
+    chain = getter() or []
+    return [c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in chain]
 
 
 def _load_pem_file(context: ssl.SSLContext, pem: bytes) -> None:

@@ -1,5 +1,6 @@
-"""Signing in and out: password, then a TOTP code where 2FA is on (USR-4, ACC-10), the first
-2FA set-up shown once, the temporary-password change (USR-1), logout, switch account (ACC-9).
+"""Signing in and out: password or — over HTTPS (`enrollab serve --admin-tls`) — the user
+certificate the browser presents (USR-3), then a TOTP code where 2FA is on (USR-4, ACC-10), the
+first 2FA set-up shown once, the temporary-password change (USR-1), logout, switch account (ACC-9).
 
 The login form is protected against login CSRF by a double-submit token (a cookie set with the
 form, which a cross-site page cannot read or set); every other form uses the session's token."""
@@ -41,7 +42,7 @@ def _sign_in_form(request: web.Request, template: str, status: int, **values: An
 
 
 def _login_form(request: web.Request, status: int = 200, **values: Any) -> web.Response:
-    return _sign_in_form(request, "login.html", status, **values)
+    return _sign_in_form(request, "login.html", status, certificate_login=request.secure, **values)
 
 
 def _login_csrf_ok(request: web.Request, form: Any) -> bool:
@@ -61,6 +62,8 @@ def _refusal(result: Result) -> str:
         "otp-replayed": "That code was already used: wait for the next one.",
         "account-disabled": "This administrator's account is disabled.",
         "too-many-attempts": "Too many failed logins: wait a while and try again.",
+        "certificate-required": "Your browser presented no certificate: import your user certificate "
+        "and choose it when the browser asks.",
     }
     return sentences.get(result.error, result.detail or "The login was refused.")
 
@@ -102,6 +105,25 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                        error=_refusal(answer), login=login)
 
 
+@routes.post("/login/certificate")
+async def certificate_submit(request: web.Request) -> web.StreamResponse:
+    """USR-3: the certificate the browser presented in this connection's handshake logs in."""
+    form = await request.post()
+    target = _next(form.get("next"))
+    if not _login_csrf_ok(request, form):
+        return _login_form(request, 403, error="This form is stale: please sign in again.")
+    answer = await call(request, "POST", "/auth/certificate", body={}, token="")
+    if answer.ok:
+        return await _signed_in(request, answer, target)
+    if answer.error == "otp-required":
+        ctx = request.app[CTX]
+        sealed = session.seal_pending(ctx.data_dir, "", "", ctx.clock().timestamp(), method="certificate")
+        response = see_other("/login/otp?" + urlencode({"next": target}))
+        session.set_pending(response, request, sealed)
+        return response
+    return _login_form(request, answer.status if answer.status in (401, 403, 429) else 400, error=_refusal(answer))
+
+
 def _otp_form(request: web.Request, status: int = 200, **values: Any) -> web.Response:
     return _sign_in_form(request, "login_otp.html", status, **values)
 
@@ -127,9 +149,11 @@ async def otp_submit(request: web.Request) -> web.StreamResponse:
     otp = str(form.get("otp", "")).strip()
     if not otp.replace(" ", "").isdigit() or len(otp.replace(" ", "")) != 6:
         return _otp_form(request, 400, error="The code is the 6 digits your authenticator app shows.")
-    login, password = pending
-    answer = await call(request, "POST", "/auth/login", body={"login": login, "password": password, "otp": otp},
-                        token="")
+    if pending.method == "certificate":
+        answer = await call(request, "POST", "/auth/certificate", body={"otp": otp}, token="")
+    else:
+        answer = await call(request, "POST", "/auth/login",
+                            body={"login": pending.login, "password": pending.password, "otp": otp}, token="")
     if answer.ok:
         return await _signed_in(request, answer, target)
     return _otp_form(request, answer.status if answer.status in (401, 429) else 400, error=_refusal(answer))

@@ -21,7 +21,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -80,14 +80,23 @@ def _key(data_dir: Path) -> bytes:
     return key
 
 
-def seal_pending(data_dir: Path, login: str, password: str, now: float) -> str:
+class Pending(NamedTuple):
+    """A sign-in waiting for its TOTP code: the first factor given (`method` "password" with the
+    login name and password, or "certificate", whose connection presents the certificate again)."""
+
+    login: str
+    password: str
+    method: str = "password"
+
+
+def seal_pending(data_dir: Path, login: str, password: str, now: float, method: str = "password") -> str:
     nonce = secrets.token_bytes(12)
-    plain = json.dumps({"l": login, "p": password, "t": now}).encode()
+    plain = json.dumps({"l": login, "p": password, "t": now, "m": method}).encode()
     sealed = AESGCM(_key(data_dir)).encrypt(nonce, plain, b"pending-login")
     return base64.urlsafe_b64encode(nonce + sealed).decode()
 
 
-def open_pending(data_dir: Path, request: web.Request, now: float) -> tuple[str, str] | None:
+def open_pending(data_dir: Path, request: web.Request, now: float) -> Pending | None:
     value = request.cookies.get(PENDING_COOKIE, "")
     try:
         raw = base64.urlsafe_b64decode(value.encode())
@@ -97,7 +106,7 @@ def open_pending(data_dir: Path, request: web.Request, now: float) -> tuple[str,
         return None
     if not 0 <= now - float(fields["t"]) <= PENDING_SECONDS:
         return None
-    return str(fields["l"]), str(fields["p"])
+    return Pending(str(fields["l"]), str(fields["p"]), str(fields.get("m", "password")))
 
 
 def set_pending(response: web.StreamResponse, request: web.Request, sealed: str) -> None:

@@ -88,6 +88,8 @@ class Account(Base):
     manufacturers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # DEV-3 claim proof (issue 13, 0006): this account's claims (and its subtree's) need a label code.
     label_code_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # USR-3 certificate login (issue 16, 0012): the client root CA issuing its administrators' user certificates.
+    login_ca_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class User(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +35,12 @@ class ApiClient:
     login_name: str = ""
     account_id: str = ""
     _children: list[ApiClient] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None  # an HTTPS admin listener (--admin-tls): trust, and a client certificate
 
     def _session(self) -> aiohttp.ClientSession:
         if self.session is None:
-            self.session = aiohttp.ClientSession()
+            connector = aiohttp.TCPConnector(ssl=self.tls) if self.tls is not None else None
+            self.session = aiohttp.ClientSession(connector=connector)
         return self.session
 
     async def close(self) -> None:
@@ -85,7 +88,7 @@ class ApiClient:
             body["otp"] = otp
         ans = await self.post("/auth/login", body)
         ans.ok()
-        client = ApiClient(self.base, token=ans["token"], login_name=login, account_id=ans["account_id"])
+        client = ApiClient(self.base, token=ans["token"], login_name=login, account_id=ans["account_id"], tls=self.tls)
         self._children.append(client)
         return client
 

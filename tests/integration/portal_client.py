@@ -4,6 +4,7 @@ form's double-submit token, and the session's CSRF token read from the pages it 
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any
 
 import aiohttp
@@ -19,9 +20,11 @@ def field(html: str, name: str = "csrf") -> str:
 
 
 class Portal:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: for an HTTPS portal (`--admin-tls`), the server's trust and a user certificate."""
         self.base = base_url.rstrip("/")
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        connector = aiohttp.TCPConnector(ssl=tls) if tls is not None else None
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=connector)
         self.csrf = ""
 
     async def close(self) -> None:
