@@ -79,7 +79,8 @@ async def certificate_login(req: Req) -> Any:
 async def _check(req: Req, chain: list[bytes], login: str) -> Any:
     user = await req.session.scalar(select(User).where(User.login == login)) if login else None
     if user is None:
-        raise unauthorized("certificate-refused", f"no administrator logs in as {login!r} with this certificate (USR-3)")
+        raise unauthorized("certificate-refused",
+                           f"no administrator logs in as {login!r} with this certificate (USR-3)")
     account = await req.session.get(Account, user.account_id)
     assert account is not None
     others = await req.session.scalars(

@@ -45,7 +45,8 @@ def parse_login_ca(pem: str, now: datetime) -> LoginCa:
     """Validate an uploaded client root CA: exactly one PEM certificate, a CA (basicConstraints
     cA true), allowed to sign certificates, valid now. 422 with a stable id otherwise."""
     if len(pem) > MAX_PEM:
-        raise DomainError("invalid-login-ca", f"a client root CA is one PEM certificate of at most {MAX_PEM} bytes", 422)
+        raise DomainError("invalid-login-ca", f"a client root CA is one PEM certificate of at most {MAX_PEM} bytes",
+                          422)
     try:
         certs = x509.load_pem_x509_certificates(pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError):

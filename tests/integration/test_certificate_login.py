@@ -70,7 +70,9 @@ def _user_cert(ca: trustme.CA, login: str) -> trustme.LeafCert:
     return ca.issue_cert(login, common_name=login)
 
 
-async def test_a_user_certificate_from_the_accounts_client_root_ca_logs_in(tls_server: Running, admin: ApiClient) -> None:
+async def test_a_user_certificate_from_the_accounts_client_root_ca_logs_in(
+    tls_server: Running, admin: ApiClient
+) -> None:
     customer = await admin.new_account("customer")
     ca = trustme.CA()
     put = (await customer.call("PUT", f"/accounts/{customer.account_id}/login-ca",
@@ -178,7 +180,9 @@ async def test_a_removed_or_disabled_account_logs_in_no_more(tls_server: Running
     assert (status, body["error"]) == (401, "certificate-refused"), body
 
 
-async def test_an_uploaded_client_root_ca_must_be_one_valid_ca_certificate(tls_server: Running, admin: ApiClient) -> None:
+async def test_an_uploaded_client_root_ca_must_be_one_valid_ca_certificate(
+    tls_server: Running, admin: ApiClient
+) -> None:
     customer = await admin.new_account("customer")
     ca = trustme.CA()
     leaf = ca.issue_cert("x.example.test")
