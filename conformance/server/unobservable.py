@@ -6,7 +6,8 @@ from __future__ import annotations
 UNOBSERVABLE: tuple[tuple[str, str], ...] = (
     ("EC-8", "unguessable codes: randomness is not observable in a few samples; only uniqueness of live codes is"),
     ("USR-2", "a reset link reaches the administrator by e-mail; the suite has no mailbox of a foreign server"),
-    ("USR-3", "certificate login needs a client root CA uploaded per account; PROTOCOL §3 defines no such call yet"),
+    ("USR-3", "certificate login needs an HTTPS admin listener asking for client certificates and a client root CA "
+              "per account; PROTOCOL §3 defines neither (the reference server's: docs/decisions.md, USR-3)"),
     (
         "LCK-2",
         "the lift by time needs the lockout time (minutes) to pass; the suite checks the lift by activation "

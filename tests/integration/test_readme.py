@@ -35,10 +35,19 @@ def workdir(tmp: Path) -> Path:
 
 @pytest.fixture
 def served(tmp_path: Path, db_url: str) -> Iterator[tuple[str, Path]]:
+    yield from _serve(tmp_path, db_url)
+
+
+@pytest.fixture
+def served_tls(tmp_path: Path, db_url: str) -> Iterator[tuple[str, Path]]:
+    yield from _serve(tmp_path, db_url, "--admin-tls")
+
+
+def _serve(tmp_path: Path, db_url: str, *options: str) -> Iterator[tuple[str, Path]]:
     enrollab = Path(sys.executable).with_name("enrollab")
     env = {**os.environ, "ENROLLAB_ADMIN_PASSWORD": PASSWORD}
     proc = subprocess.Popen(
-        [str(enrollab), "serve", "--data", str(tmp_path / "data"), "--db", db_url, "--admin-port", "0"],
+        [str(enrollab), "serve", "--data", str(tmp_path / "data"), "--db", db_url, "--admin-port", "0", *options],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         env=env,
@@ -52,7 +61,7 @@ def served(tmp_path: Path, db_url: str) -> Iterator[tuple[str, Path]]:
             line = proc.stderr.readline()
             if not line and proc.poll() is not None:
                 pytest.fail(f"enrollab serve exited with {proc.returncode}")
-            if m := re.search(r"(http://\S+/api/v1)", line):
+            if m := re.search(r"(https?://\S+/api/v1)", line):
                 url = m.group(1)
         assert url, "enrollab serve did not announce its URL"
         yield url, tmp_path / "data"
@@ -106,4 +115,16 @@ def test_readme_device_walkthrough_runs_as_printed(served: tuple[str, Path], tmp
     assert [a["attempts_left"] for a in answers[2:4]] == [2, 1]
     assert "subject=CN" in out.stdout and "A4251B0D0001" in out.stdout.split("subject=", 1)[1]  # EST
     # `enrollab pki export-ca` says where it wrote the CA; nothing else may reach stderr
+    assert [line for line in out.stderr.splitlines() if not line.startswith("wrote ")] == []
+
+
+@NEEDS
+def test_readme_certificate_login_runs_as_printed(served_tls: tuple[str, Path], tmp_path: Path) -> None:
+    """USR-3 with certificates openssl made and curl presents: tools we did not write."""
+    out = run_blocks(served_tls, tmp_path, "certificate-login")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert '{"subject":"CN=Lab Login Root","certificate_login":true}' in lines, out.stdout
+    assert '{"role":"platform","token":true}' in lines, out.stdout
+    assert json.loads(lines[-1])["error"] == "certificate-required"
     assert [line for line in out.stderr.splitlines() if not line.startswith("wrote ")] == []
