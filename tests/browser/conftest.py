@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import threading
 import urllib.error
 import urllib.parse
@@ -67,11 +68,16 @@ class PortalServer:
 
 @pytest.fixture(scope="module")
 def portal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalServer]:
+    yield from serve_portal(tmp_path_factory)
+
+
+def serve_portal(tmp_path_factory: pytest.TempPathFactory, **options: Any) -> Iterator[PortalServer]:
+    """A real server on its own loop in a thread (module docstring); `options` go to ServeConfig."""
     from server.runner import ServeConfig, start
 
     data = tmp_path_factory.mktemp("portal")
     cfg = ServeConfig(data_dir=data / "data", db_url=f"sqlite:///{data / 'enrollab.db'}", admin_port=0,
-                      webhook_interval=0)
+                      webhook_interval=0, **options)
     ready: Future[PortalServer] = Future()
     stop = threading.Event()
 
@@ -122,6 +128,7 @@ class Api:
     token: str = ""
     login: str = ""
     account_id: str = ""
+    tls: ssl.SSLContext | None = None  # an HTTPS portal (`--admin-tls`): the server's trust
 
     def call(self, method: str, path: str, body: Any = None, *, data: bytes | None = None,
              content_type: str = "application/json", query: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -132,7 +139,7 @@ class Api:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(url, data=payload, method=method, headers=headers)  # noqa: S310 (http://127.0.0.1)
         try:
-            with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=30, context=self.tls) as answer:  # noqa: S310
                 status, raw, ctype = answer.status, answer.read(), answer.headers.get("Content-Type", "")
         except urllib.error.HTTPError as refused:
             status, raw, ctype = refused.code, refused.read(), refused.headers.get("Content-Type", "")
@@ -145,9 +152,9 @@ class Api:
         return answer
 
     def as_user(self, login: str, password: str, otp: str | None = None) -> Api:
-        answer = Api(self.base).ok("POST", "/auth/login", {"login": login, "password": password,
-                                                             **({"otp": otp} if otp else {})})
-        return Api(self.base, token=answer["token"], login=login, account_id=answer["account_id"])
+        answer = Api(self.base, tls=self.tls).ok("POST", "/auth/login", {"login": login, "password": password,
+                                                                          **({"otp": otp} if otp else {})})
+        return Api(self.base, token=answer["token"], login=login, account_id=answer["account_id"], tls=self.tls)
 
     def new_account(self, type_: str, name: str) -> Api:
         """A child account of this one and its first administrator (password already changed)."""
@@ -213,9 +220,11 @@ class Problems:
         return bool(self.console or self.failed)
 
 
-def open_page(browser: Any, base_url: str, viewport: dict[str, int] | None = None) -> tuple[Any, Any, Problems]:
+def open_page(browser: Any, base_url: str, viewport: dict[str, int] | None = None,
+              **options: Any) -> tuple[Any, Any, Problems]:
+    """A fresh context and page; `options` go to `browser.new_context` (client certificates)."""
     context = browser.new_context(base_url=base_url, viewport=viewport or VIEWPORT, accept_downloads=True,
-                                  locale="en-GB", timezone_id="UTC")
+                                  locale="en-GB", timezone_id="UTC", **options)
     context.set_default_timeout(15_000)
     context.add_init_script(_CSP_LISTENER)
     page = context.new_page()
