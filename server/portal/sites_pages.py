@@ -8,6 +8,9 @@ Decisions (docs/portal.md, "Sites, codes, profiles, firmware"):
   site page drops it before drawing, so reloading or linking never shows it again.
 - The PEC (account ID + PIN, EC-6) is shown on the site page: it never expires and is derived
   from the account ID and the PIN the page shows anyway, so it is no secret shown once.
+- A site whose profile entry has server type DES takes a basic-configuration zip (PRF-5): the
+  site page lists the zip's files and uploads a new one (`PUT /sites/{id}/config`, the bytes as
+  they came); the API's checks (size, names, zip bombs) decide and their sentence is shown.
 - Form values the API checks (numbers, PIN, expiry) are passed on as typed when they are not
   plain digits, so the refusal is the API's own error id and sentence, shown next to the form.
 """
@@ -19,6 +22,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from server.api.sites import MAX_ZIP
 from server.portal.calls import Result, call
 from server.portal.render import ME, action, error_page, html, need, page, see_other
 
@@ -173,6 +177,10 @@ async def _site_page(request: web.Request, site_id: str, status: int = 200, **va
         if site["pin"] is not None:
             pec = need(await call(request, "GET", "/sites/{id}/pec", params={"id": site_id}))
     firmware = need(await call(request, "GET", "/sites/{id}/firmware", params={"id": site_id}))["items"]
+    config = None
+    if (site.get("provisioning") or {}).get("server_type") == "DES":
+        answer = await call(request, "GET", "/sites/{id}/config", params={"id": site_id})
+        config = answer.body if answer.ok else {"members": [], "size": 0, "missing": True}
     profiles = await _profiles(request) if "sites.write" in actions else []
     return html(
         request,
@@ -183,6 +191,7 @@ async def _site_page(request: web.Request, site_id: str, status: int = 200, **va
         nec=nec,
         pec=pec,
         firmware=firmware,
+        config=config,
         fixed_settings=FIXED_SETTINGS,
         profiles=profiles,
         units=EXPIRY_UNITS,
@@ -206,6 +215,7 @@ async def site_detail(request: web.Request) -> web.StreamResponse:
         "firmware": "The firmware setting was saved.",
         "code-saved": "The code's settings were saved.",
         "code-deleted": "The enrollment code was deleted.",
+        "config": "The configuration zip was uploaded.",
     }
     return await _site_page(request, _site_id(request), notice=notices.get(request.query.get("done", "")))
 
@@ -231,6 +241,28 @@ async def site_update(request: web.Request) -> web.StreamResponse:
             return _refused(request, answer)
         return await _site_page(request, sid, answer.status, site_error=answer.detail or answer.error, typed=dict(form))
     return see_other(f"/sites/{sid}?done=saved")
+
+
+@routes.post(SITE + "/config")
+@action
+async def site_config_upload(request: web.Request) -> web.StreamResponse:
+    """PRF-5: a new basic-configuration zip for a DES site."""
+    sid = _site_id(request)
+    form = await request.post()
+    upload = form.get("file")
+    if not isinstance(upload, web.FileField) or not upload.filename:
+        return await _site_page(request, sid, 422, config_error="Choose a zip file to upload.")
+    data = upload.file.read(MAX_ZIP + 1)
+    if len(data) > MAX_ZIP:
+        return await _site_page(request, sid, 413, config_error=f"The file is larger than {MAX_ZIP >> 20} MiB.")
+    answer = await call(request, "PUT", "/sites/{id}/config", params={"id": sid}, data=data,
+                        content_type="application/zip")
+    if not answer.ok:
+        if answer.status in (401, 403, 404) and answer.error != "no-config":
+            return _refused(request, answer)
+        detail = answer.detail or "The zip was refused."
+        return await _site_page(request, sid, answer.status, config_error=f"{detail} ({answer.error})")
+    return see_other(f"/sites/{sid}?done=config")
 
 
 @routes.get(SITE + "/delete")

@@ -383,3 +383,33 @@ async def test_a_customer_renames_a_site_that_uses_its_providers_profile(server:
             await provider.close()
     finally:
         await portal.close()
+
+
+async def test_a_des_site_page_uploads_its_configuration_zip_and_shows_a_refusal(
+    server: Running, admin: ApiClient
+) -> None:
+    """PRF-5 in the portal: the zip's files are listed after the upload; a file that is no zip is
+    refused with the API's sentence and the stored zip stays."""
+    import aiohttp
+
+    from tests.integration.test_api_sites import DES, SETTINGS, make_zip, setup
+
+    sp, _, _, site = await setup(admin, DES)
+    portal = await signed_in(server.admin_url, sp.login_name, PASSWORD)
+    try:
+        status, page = await portal.get(f"/sites/{site['id']}")
+        assert status == 200 and "Basic configuration (DES)" in page and "No configuration zip yet" in page
+        form = aiohttp.FormData()
+        form.add_field("file", make_zip({"46xxsettings.txt": SETTINGS, "logo.png": b"\x89PNG"}),
+                       filename="site.zip", content_type="application/zip")
+        status, _, location = await portal.post(f"/sites/{site['id']}/config", form)
+        assert (status, location) == (303, f"/sites/{site['id']}?done=config")
+        status, page = await portal.get(location)
+        assert "<code>46xxsettings.txt</code>" in page and "<code>logo.png</code>" in page
+        bad = aiohttp.FormData()
+        bad.add_field("file", b"not a zip at all", filename="site.zip", content_type="application/zip")
+        status, page, _ = await portal.post(f"/sites/{site['id']}/config", bad)
+        assert status in (400, 415, 422) and 'role="alert"' in page, page[:500]
+        assert (await sp.get(f"/sites/{site['id']}/config")).ok()["members"] == ["46xxsettings.txt", "logo.png"]
+    finally:
+        await portal.close()
