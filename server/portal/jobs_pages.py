@@ -141,6 +141,17 @@ async def _accounts(request: web.Request) -> list[dict[str, Any]]:
     return list(listed.body.get("items", [])) if listed.ok and isinstance(listed.body, dict) else []
 
 
+async def _labels(request: web.Request) -> list[dict[str, Any]]:
+    """The labels a job may select by (DEV-8), the first LABELS_SHOWN by name."""
+    if "labels.read" not in request[ME]["actions"]:
+        return []
+    listed = await call(request, "GET", "/labels", query={"limit": LABELS_SHOWN})
+    return list(listed.body.get("items", [])) if listed.ok and isinstance(listed.body, dict) else []
+
+
+LABELS_SHOWN = 200
+
+
 def _form_values(form: MultiMapping[Any] | None, query: MultiMapping[str] | None) -> dict[str, Any]:
     source: Any = form if form is not None else query
     macs = [m.strip() for m in source.getall("mac", []) if isinstance(m, str) and m.strip()]
@@ -163,6 +174,9 @@ def _form_values(form: MultiMapping[Any] | None, query: MultiMapping[str] | None
         "site_id": text("site_id", 12),
         "macs": "\n".join(line.rstrip() for line in lines).strip("\n"),
         "all": source.get("all") == "1",
+        # DEV-8: label ids ticked in the form (a job's selection, or a claim's labels to attach)
+        "labels": [int(v) for v in source.getall("label", []) if isinstance(v, str) and v.isascii() and v.isdigit()
+                   and len(v) <= 12][:100],
     }
 
 
@@ -176,6 +190,7 @@ async def _new_form(request: web.Request, values: dict[str, Any], status: int = 
     needs_target = any("associate" in value.split(",") for value, _ in choices)
     return html(request, "jobs_new.html", status, title="New job", choices=choices, values=values, error=error,
                 accounts=await _accounts(request) if needs_target else [], needs_target=needs_target,
+                labels=await _labels(request),
                 only_approve=[value for value, _ in choices] == [APPROVE])
 
 
@@ -253,14 +268,21 @@ async def new_job(request: web.Request) -> web.StreamResponse:
         try:
             if chosen.split(",")[0] == "claim":
                 selection: dict[str, Any] = {"devices": _claim_devices(values["macs"])}
+                if values["labels"]:
+                    target["labels"] = values["labels"]  # attached to the claimed devices (DEV-8)
             elif values["all"]:
                 selection = {"all": True}
+            elif values["labels"]:
+                if values["macs"]:
+                    raise ValueError("Select the devices by MAC or by label, not both.")
+                selection = {"labels": values["labels"]}
             else:
                 selection = {"macs": _macs(values["macs"])}
         except ValueError as exc:
             return await _new_form(request, values, 422, str(exc))
         if not next(iter(selection.values())):
-            return await _new_form(request, values, 422, "List the devices, one per line, or choose a file.")
+            return await _new_form(request, values, 422,
+                                   "List the devices, one per line, tick labels, or choose a file.")
         body = {"name": values["name"], "actions": chosen.split(","), **selection, **target}
         result = await call(request, "POST", "/jobs", body=body)
     if not result.ok:

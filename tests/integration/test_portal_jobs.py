@@ -305,3 +305,40 @@ async def test_a_job_on_the_devices_a_csv_file_lists_reports_the_rows_it_could_n
         assert (await sp.get(f"/devices/{macs[1]}")).status == 404  # not claimed
     finally:
         await portal.close()
+
+
+async def test_a_claim_attaches_the_ticked_labels_and_a_job_selects_its_devices_by_label(
+    server: Running, admin: ApiClient
+) -> None:
+    """DEV-8 in the bulk form: labels ticked on a claim go onto the claimed devices; a later job
+    ticks the label instead of listing MACs; MACs and labels together are sent back."""
+    macs = await fleet(admin, [device(m) for m in macs_for("A4257E", 3)])
+    sp = await admin.new_account("service_provider")
+    label = (await sp.post("/labels", {"name": "spring batch"})).ok()
+    partner = await signed_in(server.admin_url, sp.login_name, PASSWORD)
+    try:
+        status, page = await partner.get("/jobs/new")
+        assert status == 200 and "spring batch (0 devices)" in page
+        lines = "\n".join(f"{m},{SERIAL_OF[m]}" for m in macs)
+        status, page, location = await partner.post(
+            "/jobs/new", {"create": "1", "actions": "claim", "name": "claim, labelled", "macs": lines,
+                          "label": str(label["id"])})
+        assert status == 303, page
+        assert "Status COMPLETE" in _text(await _watch(partner, location))
+        labelled = (await sp.get("/devices", label="spring batch")).ok()
+        assert sorted(d["mac"] for d in labelled["items"]) == sorted(macs)
+
+        status, page, _ = await partner.post(
+            "/jobs/new", {"create": "1", "actions": "release", "name": "both", "macs": macs[0],
+                          "label": str(label["id"])})
+        assert status == 422 and "by MAC or by label, not both" in _text(page)
+        assert 'checked' in page  # the ticked label is kept
+
+        status, page, location = await partner.post(
+            "/jobs/new", {"create": "1", "actions": "release", "name": "release by label", "macs": "",
+                          "label": str(label["id"])})
+        assert status == 303, _text(page)[:400]
+        seen = _text(await _watch(partner, location))
+        assert "Done: 3 of 3" in seen, seen[:600]
+    finally:
+        await partner.close()
