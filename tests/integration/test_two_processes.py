@@ -1,0 +1,164 @@
+"""Issue 17's exactness across processes: two `enrollab serve` processes on one PostgreSQL
+database — the test's own server and a second OS process started from the CLI on the same data
+directory (PKI) and database — take enrollments at the same moment. EC-3: 500 phones on a code
+for 50, split over the device listeners of two CLI processes: exactly 50 enroll. LCK-3: one phone's 20 wrong codes,
+10 to each process at once: exactly L=3 count and the device locks."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from server.runner import Running, ServeConfig, start
+from server.store.models import Device
+from tests.conftest import ADMIN_PASSWORD
+from tests.integration.client import ApiClient
+from tests.integration.device_client import (
+    Phone,
+    device_row,
+    enrollment_log,
+    entry,
+    import_phones,
+    nec,
+    new_customer,
+    new_site,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def postgres(db_backend: str | None) -> None:
+    if db_backend is None:
+        pytest.skip("two server processes share one PostgreSQL database (tox -e postgres); "
+                    "SQLite is one server process per database file")
+
+
+@pytest.fixture
+async def first(postgres: None, tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
+    running = await start(ServeConfig(data_dir=tmp_path / "data", db_url=db_url, admin_port=0, webhook_interval=0),
+                          admin_password=ADMIN_PASSWORD)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+def second(first: Running, tmp_path: Path, db_url: str) -> Iterator[str]:
+    """`enrollab serve` in another process on the same data directory and database: its device URL."""
+    with _cli_servers(tmp_path, db_url, 1) as urls:
+        yield urls[0]
+
+
+@pytest.fixture
+def two_cli(first: Running, tmp_path: Path, db_url: str) -> Iterator[list[str]]:
+    """Two such processes: the phones' requests race in two processes neither of which is the test's."""
+    with _cli_servers(tmp_path, db_url, 2) as urls:
+        yield urls
+
+
+@contextlib.contextmanager
+def _cli_servers(tmp_path: Path, db_url: str, n: int) -> Iterator[list[str]]:
+    enrollab = Path(sys.executable).with_name("enrollab")
+    env = {k: v for k, v in os.environ.items() if k != "ENROLLAB_ADMIN_PASSWORD"}
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        urls = []
+        for _ in range(n):
+            proc = subprocess.Popen(
+                [str(enrollab), "serve", "--data", str(tmp_path / "data"), "--db", db_url, "--admin-port", "0",
+                 "--device-port", "0"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+            )
+            procs.append(proc)
+            urls.append(_announced(proc))
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+
+def _announced(proc: subprocess.Popen[str]) -> str:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            pytest.fail(f"a second enrollab serve exited with {proc.returncode}")
+        if m := re.search(r"device API \(mutual TLS\) on (https://\S+)/device/v1", line):
+            return m.group(1)
+    pytest.fail("a second enrollab serve did not announce its device URL")
+
+
+async def _enroll(phone: Phone, url: str, code: str) -> tuple[int, str]:
+    answer = await phone.request("POST", url + "/device/v1/enroll", json_body=phone.enroll_body(code))
+    return answer.status, answer["result"]
+
+
+async def test_ec3_five_hundred_phones_over_two_processes_on_a_code_for_fifty(
+    first: Running, two_cli: list[str]
+) -> None:
+    admin = await ApiClient(first.admin_url).as_user("admin", ADMIN_PASSWORD)
+    try:
+        phones = [Phone.make(first) for _ in range(500)]
+        await import_phones(admin, phones)
+        cust = await new_customer(admin)
+        site = await new_site(cust.sp, cust.id, entry())
+        code = await nec(cust.sp, site, total=50)
+        for phone in phones:
+            assert phone.ssl is not None  # contexts built before the start: only the requests race
+        urls = two_cli
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(_enroll(p, urls[i % 2], code) for i, p in enumerate(phones)))
+        elapsed = time.perf_counter() - started
+        counted = collections.Counter(answers)
+        wins = collections.Counter(f"process {i % 2 + 1}" for i, a in enumerate(answers) if a[0] == 200)
+        print(f"\nEC-3 over 2 processes: 500 enrollments in {elapsed:.1f} s: {dict(counted)}; "
+              f"enrollments by process {dict(wins)}")
+        assert counted == {(200, "redirect"): 50, (422, "code_invalid"): 450}
+        assert (await cust.sp.get(f"/sites/{site}/nec")).ok()["enrolled"] == 50
+        async with first.opened.ctx.store.transaction() as s:
+            enrolled = await s.scalar(select(func.count()).select_from(Device).where(
+                Device.owner_id == cust.id, Device.site_id == site, Device.activated.is_(True)))
+        assert enrolled == 50
+        log = await enrollment_log(first)  # ENR-5: one entry per attempt, whichever process took it
+        assert collections.Counter(e.status for e in log) == {"SUCCESS": 50, "FAIL": 450}
+    finally:
+        await admin.close()
+
+
+async def test_lck3_wrong_codes_at_both_processes_at_once_count_exactly_three(first: Running, second: str) -> None:
+    admin = await ApiClient(first.admin_url).as_user("admin", ADMIN_PASSWORD)
+    try:
+        phone = Phone.make(first)
+        await import_phones(admin, [phone])
+        cust = await new_customer(admin)
+        site = await new_site(cust.sp, cust.id, entry())
+        code = await nec(cust.sp, site)
+        wrong = "55555555" if code != "55555555" else "66666666"
+        urls = [first.device_url, second]
+        answers = await asyncio.gather(*(_enroll(phone, urls[i % 2], wrong) for i in range(20)))
+        counted = collections.Counter(answers)
+        print(f"\nLCK-3 over 2 processes: {dict(counted)}")
+        assert counted == {(422, "code_invalid"): 2, (423, "locked"): 18}
+        row = await device_row(first, phone.mac)
+        assert row.failed_attempts == 3 and row.locked_until is not None
+        assert await _enroll(phone, second, code) == (423, "locked")  # the other process sees the lock
+    finally:
+        await admin.close()
