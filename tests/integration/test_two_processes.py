@@ -11,6 +11,7 @@ import collections
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -21,9 +22,9 @@ import pytest
 from sqlalchemy import func, select
 
 from server.runner import Running, ServeConfig, start
-from server.store.models import Device
+from server.store.models import Device, JobResult
 from tests.conftest import ADMIN_PASSWORD
-from tests.integration.client import ApiClient
+from tests.integration.client import PASSWORD, ApiClient
 from tests.integration.device_client import (
     Phone,
     device_row,
@@ -81,7 +82,7 @@ def _cli_servers(tmp_path: Path, db_url: str, n: int) -> Iterator[list[str]]:
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
             )
             procs.append(proc)
-            urls.append(_announced(proc))
+            urls.append(_announced(proc)[1])
         yield urls
     finally:
         for proc in procs:
@@ -94,16 +95,19 @@ def _cli_servers(tmp_path: Path, db_url: str, n: int) -> Iterator[list[str]]:
                 proc.wait(timeout=15)
 
 
-def _announced(proc: subprocess.Popen[str]) -> str:
+def _announced(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """The admin and device URLs `enrollab serve` prints."""
     assert proc.stderr is not None
-    deadline = time.monotonic() + 60
+    deadline, admin = time.monotonic() + 60, ""
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
         if not line and proc.poll() is not None:
             pytest.fail(f"a second enrollab serve exited with {proc.returncode}")
+        if m := re.search(r"admin API on (https?://\S+)/api/v1", line):
+            admin = m.group(1)
         if m := re.search(r"device API \(mutual TLS\) on (https://\S+)/device/v1", line):
-            return m.group(1)
-    pytest.fail("a second enrollab serve did not announce its device URL")
+            return admin, m.group(1)
+    pytest.fail("a second enrollab serve did not announce its URLs")
 
 
 async def _enroll(phone: Phone, url: str, code: str) -> tuple[int, str]:
@@ -162,3 +166,57 @@ async def test_lck3_wrong_codes_at_both_processes_at_once_count_exactly_three(fi
         assert await _enroll(phone, second, code) == (423, "locked")  # the other process sees the lock
     finally:
         await admin.close()
+
+
+async def test_a_bulk_job_of_a_killed_process_is_finished_by_the_other(
+    first: Running, tmp_path: Path, db_url: str
+) -> None:
+    """DEV-10 across processes: a claim job runs in a CLI process, which is killed (SIGKILL) once
+    the job has made progress; the other process's sweep takes the job over and finishes it — each
+    device claimed exactly when the job has a SUCCESS result for it, none twice, none skipped."""
+    from tests.integration.test_crash_safety import final_job, import_file, job_progressed, wait_for
+
+    n = 6000
+    admin = await ApiClient(first.admin_url).as_user("admin", ADMIN_PASSWORD)
+    sp = await admin.new_account("service_provider")
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("enrollab")), "serve", "--data", str(tmp_path / "data"), "--db", db_url,
+         "--admin-port", "0", "--device-port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if k != "ENROLLAB_ADMIN_PASSWORD"},
+    )
+    there = None
+    try:
+        worker_admin, _ = _announced(worker)
+        (await admin.post("/devices/import", data=import_file(n), content_type="application/json")).ok()
+        macs = [f"A4C0{i:08X}" for i in range(n)]
+        (await admin.post("/devices/approve", {"macs": macs})).ok()
+        there = await ApiClient(worker_admin).as_user(sp.login_name, PASSWORD)
+        proofs = [{"mac": mac, "serial": f"CRASH{i:07d}"} for i, mac in enumerate(macs)]
+        job_id = (await there.post("/jobs", {"name": "claim, then killed", "actions": ["claim"],
+                                             "devices": proofs})).ok()["id"]
+        await wait_for("the job to make progress", await job_progressed(sp, job_id), 120)
+        before = (await sp.get(f"/jobs/{job_id}", limit="1")).ok()
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=15)
+        job = await final_job(sp, job_id)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=15)
+        if there is not None:
+            await there.close()
+    print(f"\nkilled at {before['summary']['done']} of {n} done ({before['status']}); the other process "
+          f"ended it {job['status']} with summary {job['summary']}")
+    assert before["status"] == "IN PROGRESS", "the job ended before the kill: make it bigger"
+    assert job["status"] == "COMPLETE" and int(job["summary"].get("resumed", 0)) == 1, job
+    assert job["summary"]["done"] == n and job["summary"].get("succeeded", n) == n
+    async with first.opened.ctx.store.transaction() as s:
+        owned = await s.scalar(select(func.count()).select_from(Device).where(Device.owner_id == sp.account_id))
+        results = collections.Counter((await s.execute(
+            select(JobResult.subject, JobResult.status).where(JobResult.job_id == job_id))).all())
+    assert owned == n
+    assert len(results) == n and set(results.values()) == {1}  # one result per device: none twice
+    assert {status for _, status in results} == {"SUCCESS"}
+    await admin.close()
+    await sp.close()
