@@ -8,6 +8,7 @@ with `Retry-After`, audited as a FAIL like every refused login.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -124,19 +125,24 @@ COUNTED = frozenset({"invalid-credentials", "invalid-otp", "otp-replayed"})
 async def login(req: Req) -> Any:
     """Throttled before anything is looked up or hashed (issue 13): a refused try costs the
     server no password hash, and it is answered alike for known and unknown names."""
+    return await throttled(req, req.body["login"], lambda: _check_login(req))
+
+
+async def throttled(req: Req, login: str, check: Callable[[], Awaitable[Any]]) -> Any:
+    """Run one login `check` under the failed-login throttle (issue 13) for `login` and the
+    client's address: 429 before `check` runs when refused; a COUNTED refusal counts as a failure."""
     gate = req.ctx.login_throttle
     await current_login_throttle(req)
-    attempt = gate.begin(req.body["login"], req.client_host, req.now)
+    attempt = gate.begin(login, req.client_host, req.now)
     if isinstance(attempt, Refusal):
         raise too_many(
             "too-many-attempts",
-            f"too many failed logins ({attempt.which}) for {req.body['login']!r}; "
-            f"try again in {attempt.retry_after} seconds",
+            f"too many failed logins ({attempt.which}) for {login!r}; try again in {attempt.retry_after} seconds",
             attempt.retry_after,
         )
     outcome = NEITHER
     try:
-        answer = await _check_login(req)
+        answer = await check()
         outcome = SUCCEEDED
         return answer
     except DomainError as err:

@@ -16,12 +16,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from server.api.auth import COUNTED, TOO_MANY_LOGINS, second_factor, signed_in
-from server.api.login_throttle import current_login_throttle
+from server.api.auth import TOO_MANY_LOGINS, second_factor, signed_in, throttled
 from server.api.routing import Api, Req
 from server.domain import login_certificates
-from server.domain.errors import DomainError, too_many, unauthorized
-from server.domain.login_throttle import FAILED, NEITHER, SUCCEEDED, Refusal
+from server.domain.errors import unauthorized
 from server.pki.tls import peer_chain
 from server.store.models import Account, User
 
@@ -55,25 +53,7 @@ async def certificate_login(req: Req) -> Any:
             "(enrollab serve --admin-tls) and a user certificate presented in the TLS handshake (USR-3)",
         )
     login = login_certificates.leaf_common_name(chain[0]) or ""
-    gate = req.ctx.login_throttle
-    await current_login_throttle(req)
-    attempt = gate.begin(login, req.client_host, req.now)
-    if isinstance(attempt, Refusal):
-        raise too_many(
-            "too-many-attempts",
-            f"too many failed logins ({attempt.which}) for {login!r}; try again in {attempt.retry_after} seconds",
-            attempt.retry_after,
-        )
-    outcome = NEITHER
-    try:
-        answer = await _check(req, chain, login)
-        outcome = SUCCEEDED
-        return answer
-    except DomainError as err:
-        outcome = FAILED if err.error in COUNTED else NEITHER
-        raise
-    finally:
-        gate.end(attempt, outcome, req.now)
+    return await throttled(req, login, lambda: _check(req, chain, login))
 
 
 async def _check(req: Req, chain: list[bytes], login: str) -> Any:

@@ -96,13 +96,19 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if answer.ok:
         return await _signed_in(request, answer, target)
     if answer.error == "otp-required":
-        ctx = request.app[CTX]
-        sealed = session.seal_pending(ctx.data_dir, login, password, ctx.clock().timestamp())
-        response = see_other("/login/otp?" + urlencode({"next": target}))
-        session.set_pending(response, request, sealed)
-        return response
+        return _to_code_step(request, target, session.Pending(login, password))
     return _login_form(request, answer.status if answer.status in (401, 403, 429) else 400,
                        error=_refusal(answer), login=login)
+
+
+def _to_code_step(request: web.Request, target: str, first_factor: session.Pending) -> web.StreamResponse:
+    """USR-4: the first factor is right and a TOTP code is needed: seal it and ask for the code."""
+    ctx = request.app[CTX]
+    sealed = session.seal_pending(ctx.data_dir, first_factor.login, first_factor.password, ctx.clock().timestamp(),
+                                  method=first_factor.method)
+    response = see_other("/login/otp?" + urlencode({"next": target}))
+    session.set_pending(response, request, sealed)
+    return response
 
 
 @routes.post("/login/certificate")
@@ -116,11 +122,7 @@ async def certificate_submit(request: web.Request) -> web.StreamResponse:
     if answer.ok:
         return await _signed_in(request, answer, target)
     if answer.error == "otp-required":
-        ctx = request.app[CTX]
-        sealed = session.seal_pending(ctx.data_dir, "", "", ctx.clock().timestamp(), method="certificate")
-        response = see_other("/login/otp?" + urlencode({"next": target}))
-        session.set_pending(response, request, sealed)
-        return response
+        return _to_code_step(request, target, session.Pending("", "", "certificate"))
     return _login_form(request, answer.status if answer.status in (401, 403, 429) else 400, error=_refusal(answer))
 
 
