@@ -91,6 +91,15 @@ def main() -> None:
     help="With --admin-tls: user certificates from the system's public CAs log in too (CN = login "
     "name), as the DES guide allows; off by default (docs/decisions.md 'Certificate login').",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing both ports (SO_REUSEPORT) and one PostgreSQL database (--db "
+    "postgresql://…); the kernel spreads connections over them. Connection pools are split from "
+    "PostgreSQL's max_connections. README 'Running at scale'.",
+)
 def serve(
     data_dir: Path,
     db_url: str | None,
@@ -101,6 +110,7 @@ def serve(
     smtp: str | None,
     admin_tls: bool,
     login_public_cas: bool,
+    workers: int,
 ) -> None:
     """Run the reference enrollment server.
 
@@ -141,7 +151,37 @@ def serve(
         admin_tls=admin_tls or login_public_cas,
         login_public_cas=login_public_cas,
     )
+    if workers > 1:
+        _serve_workers(cfg, workers, data_dir)
+        return
     _run(serve_forever(cfg, announce))
+
+
+def _serve_workers(cfg: Any, workers: int, data_dir: Path) -> None:
+    from server.workers import Started, Supervisor
+
+    def announce(started: Started) -> None:
+        console.print(f"[bold]enrollab[/] admin API on {started.admin_url}/api/v1  (data: {data_dir})")
+        device = escape(started.device_url)
+        console.print(f"device API (mutual TLS) on {device}/device/v1, EST on {device}/.well-known/est", soft_wrap=True)
+        pools = started.pools
+        console.print(f"{len(started.pids)} workers (pids {', '.join(map(str, started.pids))}), each with up to "
+                      f"{pools.total} database connections ({pools.hot} enrollment, {pools.admin}+{pools.overflow} "
+                      "admin)", soft_wrap=True)
+        for warning in started.warnings:
+            console.print(f"[yellow]warning[/] {escape(warning)}", soft_wrap=True)
+        if started.first_password:
+            console.print(
+                f"first platform administrator: login [bold]admin[/], password "
+                f"[bold]{started.first_password}[/] (temporary: change it at first login)"
+            )
+        console.print("Ctrl-C stops the server.")
+
+    try:
+        Supervisor(cfg, workers).run(announce)
+    except DomainError as err:
+        console.print(f"[red]error[/] {err.error}: {err.detail}")
+        sys.exit(2)
 
 
 @main.command()

@@ -19,6 +19,7 @@ from server.domain import passwords
 from server.domain.errors import DomainError
 from server.store.db import Store
 from server.store.models import Account, DeviceFamily, Setting, User
+from server.store.pools import PoolSizes
 
 ADMIN_LOGIN = "admin"
 DEFAULT_SETTINGS = {"lockout": {"attempts": 3, "minutes": 30}}
@@ -52,6 +53,7 @@ async def open_server(
     clock: Callable[[], datetime] = system_clock,
     name: str = "enrollab",
     hostnames: Sequence[str] | None = None,
+    pools: PoolSizes | None = None,
 ) -> Opened:
     """Open (and on first start create) everything a server needs. `hostnames`: extra names of
     the server certificate (see `ensure_pki`; None keeps the current ones)."""
@@ -62,7 +64,7 @@ async def open_server(
     pki = ensure_pki(data_dir, hostnames=hostnames)
     if os.environ.get("ENROLLAB_PASSWORD_HASH") == "test":
         passwords.use_test_profile()
-    store = Store(db_url or default_db_url(data_dir))
+    store = Store(db_url or default_db_url(data_dir), pools=pools)
     try:
         await store.migrate()
     except DomainError:

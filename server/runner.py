@@ -48,6 +48,7 @@ from server.domain.errors import DomainError
 from server.domain.login_throttle import LoginGate, LoginThrottlePolicy
 from server.domain.throttle import Budget, GuessGate, GuessingPolicy
 from server.pki.store import DEFAULT_SERVER_NAMES
+from server.store.pools import PoolSizes
 
 # What the harness's embedded servers use: a simulated fleet's phones all come from one address
 # and type wrong codes on purpose, so the per-address and global budgets are as wide as they go.
@@ -56,6 +57,7 @@ SIMULATION_GUESSING = GuessingPolicy(Budget(100_000, 1), Budget(100_000, 1))
 log = logging.getLogger(__name__)
 
 DEFAULT_DEVICE_PORT = 8443
+LOGIN_CA_POLL_SECONDS = 10.0  # workers: how soon another worker's login-CA upload is trusted here
 
 
 @dataclass
@@ -86,6 +88,12 @@ class ServeConfig:
     # and the system's public CAs with `login_public_cas`).
     admin_tls: bool = False
     login_public_cas: bool = False
+    # Issue 17 (server/workers.py): this process is worker `worker_index` of `workers` sharing both
+    # ports (SO_REUSEPORT) and one PostgreSQL database. Worker 0 alone runs the SMTP and webhook
+    # delivery loops; the in-memory guessing and login budgets are split between the workers.
+    workers: int = 1
+    worker_index: int = 0
+    pools: PoolSizes | None = None  # PostgreSQL pool sizes (server.store.pools); None: one process's
 
     @property
     def effective_device_port(self) -> int:
@@ -140,9 +148,9 @@ def device_host(config: ServeConfig, certificate_names: Sequence[str] = ()) -> s
 
 
 async def _listen(runner: web.AppRunner, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
-                  sock: socket.socket | None = None) -> int:
+                  sock: socket.socket | None = None, reuse_port: bool = False) -> int:
     site: web.BaseSite = (web.SockSite(runner, sock, ssl_context=ssl_context) if sock is not None
-                          else web.TCPSite(runner, host, port, ssl_context=ssl_context))
+                          else web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_port=reuse_port or None))
     try:
         await site.start()
     except OSError as exc:
@@ -155,11 +163,12 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
     from server.pki.tls import device_server_context
 
     opened = await open_server(
-        config.data_dir, config.db_url, name=config.name, hostnames=config.hostnames, **open_kwargs
+        config.data_dir, config.db_url, name=config.name, hostnames=config.hostnames, pools=config.pools,
+        **open_kwargs
     )
     ctx = opened.ctx
-    ctx.guessing = GuessGate(config.guessing)
-    ctx.login_throttle = LoginGate(config.login_throttle)
+    ctx.guessing = GuessGate(config.guessing, share=config.workers)
+    ctx.login_throttle = LoginGate(config.login_throttle, share=config.workers)
     app = create_admin_app(ctx)
     # DEV-10: resume (or fail) the jobs a stopped server left IN PROGRESS, now and every 15 s while
     # serving; the same sweep renews the leases of this process's jobs (server/api/jobs/recovery.py).
@@ -170,12 +179,13 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
         await runner.setup()
         assert ctx.pki is not None  # open_server loaded it
         admin_ssl = await _admin_tls(ctx, config) if config.admin_tls or config.login_public_cas else None
-        port = await _listen(runner, config.host, config.admin_port, admin_ssl)
+        shared = config.workers > 1
+        port = await _listen(runner, config.host, config.admin_port, admin_ssl, reuse_port=shared)
         device_ssl = device_server_context(ctx.pki)
         device_runner = web.AppRunner(create_device_app(ctx), access_log=None)
         await device_runner.setup()
         device_port = await _listen(device_runner, config.host, config.effective_device_port, device_ssl,
-                                    config.device_socket)
+                                    config.device_socket, reuse_port=shared)
     except BaseException:
         if device_runner is not None:
             await device_runner.cleanup()
@@ -188,32 +198,57 @@ async def start(config: ServeConfig, **open_kwargs: Any) -> Running:
     running = Running(opened, runner, f"{scheme}://{_url_host(config.host)}:{port}", device_runner, ctx.device_url)
     running.device_ssl = device_ssl
     running.warnings = [*ctx.pki.warnings, *_wildcard_warnings(ctx.pki.server_names, ctx.device_url)]
-    if config.smtp is not None:
+    delivers = config.worker_index == 0  # one delivery loop of each kind for all workers
+    if config.smtp is not None and delivers:
         from server.store.mailer import delivery_loop
 
         ctx.spawn(delivery_loop(ctx.store, *config.smtp, interval=config.smtp_interval, clock=ctx.clock))
-    if config.webhook_interval > 0:
+    if config.webhook_interval > 0 and delivers:
         from server.store.webhooks import delivery_loop as webhook_loop
 
         ctx.spawn(webhook_loop(ctx.store, ctx.clock, interval=config.webhook_interval, timeout=config.webhook_timeout))
     if config.trust_reload_seconds > 0:
         ctx.spawn(_reload_trust(running, config.trust_reload_seconds))
+    if admin_ssl is not None and shared:
+        ctx.spawn(_follow_login_cas(ctx, LOGIN_CA_POLL_SECONDS))
     return running
+
+
+async def _login_ca_pems(ctx: ServerContext) -> list[str]:
+    from sqlalchemy import select
+
+    from server.store.models import Account
+
+    async with ctx.store.reading() as session:
+        return [pem for pem in await session.scalars(select(Account.login_ca_pem)) if pem]
 
 
 async def _admin_tls(ctx: ServerContext, config: ServeConfig) -> ssl.SSLContext:
     """The admin listener's TLS context with certificate login, trusting every account's client root CA."""
-    from sqlalchemy import select
-
     from server.pki.tls import login_server_context
-    from server.store.models import Account
 
-    async with ctx.store.transaction() as session:
-        pems = [pem for pem in await session.scalars(select(Account.login_ca_pem)) if pem]
+    pems = await _login_ca_pems(ctx)
     assert ctx.pki is not None
     ctx.admin_ssl = login_server_context(ctx.pki, pems, public_cas=config.login_public_cas)
     ctx.login_public_cas = config.login_public_cas
     return ctx.admin_ssl
+
+
+async def _follow_login_cas(ctx: ServerContext, interval: float) -> None:
+    """With several workers: a client root CA uploaded through another worker is trusted by this
+    one's admin listener within `interval` seconds (the uploading worker trusts it at once)."""
+    from server.pki.tls import add_login_ca
+
+    seen = set(await _login_ca_pems(ctx))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            for pem in set(await _login_ca_pems(ctx)) - seen:
+                if ctx.admin_ssl is not None:
+                    add_login_ca(ctx.admin_ssl, pem)
+                seen.add(pem)
+        except Exception:
+            log.exception("reading the accounts' client root CAs failed")
 
 
 def _wildcard_warnings(certificate_names: Sequence[str], device_url: str) -> list[str]:

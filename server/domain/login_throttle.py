@@ -173,11 +173,12 @@ class LoginGate:
     """The login endpoint's limits under the current policy, and what they refused — figures for
     the operator (`GET /settings/login-throttle`). One per process."""
 
-    def __init__(self, default: LoginThrottlePolicy | None = None, max_keys: int = MAX_KEYS) -> None:
+    def __init__(self, default: LoginThrottlePolicy | None = None, max_keys: int = MAX_KEYS, share: int = 1) -> None:
         self.default = default or LoginThrottlePolicy()
         self.policy = self.default
         self.max_keys = max_keys
-        self.per_address = FailureBudget(self.policy.per_address, max_keys)
+        self.share = share  # processes sharing the per-address budget (server.domain.throttle)
+        self.per_address = FailureBudget(self.policy.per_address.shared(share), max_keys)
         self._in_flight: dict[str, int] = {}  # per address
         self._logins: OrderedDict[str, _Login] = OrderedDict()
         self.failures = 0
@@ -190,7 +191,7 @@ class LoginGate:
         if policy == self.policy:
             return
         if policy.per_address != self.policy.per_address:
-            self.per_address = FailureBudget(policy.per_address, self.max_keys)
+            self.per_address = FailureBudget(policy.per_address.shared(self.share), self.max_keys)
         if policy.per_login != self.policy.per_login:
             for record in self._logins.values():
                 record.failures, record.last_failure = 0, None
@@ -210,7 +211,7 @@ class LoginGate:
         trust = record.trusted.get(address) if record is not None else None
         exempt = trust is not None and trust.failures < self.policy.per_login.free
         pending = self._in_flight.get(address, 0)
-        if not exempt and self.per_address.count(address, now) + pending >= self.policy.per_address.failures:
+        if not exempt and self.per_address.count(address, now) + pending >= self.per_address.budget.failures:
             self.refused_per_address += 1
             return Refusal(self.per_address.retry_after(address, now) or 1, "per-address")
         if record is not None and not exempt:

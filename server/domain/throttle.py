@@ -15,6 +15,9 @@ Rules (pure: the caller passes `now`; no I/O):
   a known-good request in to reset the count).
 - Memory is bounded: at most `MAX_KEYS` keys are tracked (the least recently failed go first),
   each with at most `failures` timestamps.
+- Several server processes (issue 17, `enrollab serve --workers N`) each keep their own counts;
+  the kernel spreads one client's connections over them, so each process allows a share of the
+  budget (`Budget.shared(N)`, at least 1) and all of them together about the budget itself.
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ class Budget:
 
     def to_json(self) -> dict[str, int]:
         return {"failures": self.failures, "minutes": self.minutes}
+
+    def shared(self, processes: int) -> Budget:
+        """One of `processes` processes' share (module docstring): failures ÷ processes, rounded up."""
+        if processes <= 1:
+            return self
+        return Budget(max(1, -(-self.failures // processes)), self.minutes)
 
 
 @dataclass(frozen=True)
@@ -133,11 +142,12 @@ class GuessGate:
 
     GLOBAL = "*"
 
-    def __init__(self, default: GuessingPolicy | None = None) -> None:
+    def __init__(self, default: GuessingPolicy | None = None, share: int = 1) -> None:
         self.default = default or GuessingPolicy()
         self.policy = self.default
-        self.per_address = FailureBudget(self.policy.per_address)
-        self.everyone = FailureBudget(self.policy.everyone)
+        self.share = share  # processes sharing the budgets (module docstring)
+        self.per_address = FailureBudget(self.policy.per_address.shared(share))
+        self.everyone = FailureBudget(self.policy.everyone.shared(share))
         self.refused = 0
         self.refused_global = 0
         self.failures = 0
@@ -148,9 +158,9 @@ class GuessGate:
         if policy == self.policy:
             return
         if policy.per_address != self.policy.per_address:
-            self.per_address = FailureBudget(policy.per_address)
+            self.per_address = FailureBudget(policy.per_address.shared(self.share))
         if policy.everyone != self.policy.everyone:
-            self.everyone = FailureBudget(policy.everyone)
+            self.everyone = FailureBudget(policy.everyone.shared(self.share))
         self.policy = policy
 
     def check(self, address: str | None, now: datetime) -> tuple[int, str] | None:

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.domain.errors import DomainError
 from server.store.hot import HotConnections
+from server.store.pools import PoolSizes
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 NO_BEGIN = "enrollab_no_begin"  # execution option: no BEGIN, each statement on its own (`Store.run_read`)
@@ -51,7 +52,7 @@ READ_THREADS = 4  # SQLite readers run at once (sqlite3 lets go of the GIL while
 # new connection costs a backend, authentication, cold caches and SQLAlchemy's set-up queries (a
 # pool that opened extra ones under a burst of 32 enrollments opened one every four
 # enrollments). Above this many, a caller waits its turn.
-HOT_POOL = 12
+HOT_POOL = PoolSizes().hot
 
 T = TypeVar("T")
 Query = tuple["CompiledSelect", dict[str, Any]]
@@ -89,8 +90,10 @@ def _upgrade(connection: Connection) -> None:
 class Store:
     """One database: an engine and a session factory. Every state change is one transaction."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pools: PoolSizes | None = None) -> None:
+        """`pools`: PostgreSQL pool sizes (server.store.pools; default: one process's)."""
         self.url = url
+        pools = pools or PoolSizes()
         aurl = async_url(url)
         kwargs: dict[str, Any] = {"echo": echo}
         self.schema: str | None = None
@@ -107,7 +110,7 @@ class Store:
             # One writer at a time; a busy writer waits instead of failing (concurrent enrollments).
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            kwargs.update(pool_size=pools.admin, max_overflow=pools.overflow, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(aurl, **kwargs)
         self.is_sqlite = aurl.startswith("sqlite")
         self.read_engine = self.engine
@@ -116,9 +119,9 @@ class Store:
         self.hot_engine = self.engine
         self.hot: HotConnections | None = None
         if not self.is_sqlite:
-            hot = {**kwargs, "pool_size": HOT_POOL, "max_overflow": 0, "pool_pre_ping": False}
+            hot = {**kwargs, "pool_size": pools.hot, "max_overflow": 0, "pool_pre_ping": False}
             self.hot_engine = create_async_engine(aurl, **hot)
-            self.hot = HotConnections(self.hot_engine, HOT_POOL)
+            self.hot = HotConnections(self.hot_engine, pools.hot)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)

@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +19,7 @@ from sqlalchemy import func, select
 from server.runner import Running, ServeConfig, start
 from server.store.models import Device, JobResult
 from tests.conftest import ADMIN_PASSWORD
+from tests.integration.cli_servers import announced, cli_servers, popen_serve
 from tests.integration.client import PASSWORD, ApiClient
 from tests.integration.device_client import (
     Phone,
@@ -57,57 +53,15 @@ async def first(postgres: None, tmp_path: Path, db_url: str) -> AsyncIterator[Ru
 @pytest.fixture
 def second(first: Running, tmp_path: Path, db_url: str) -> Iterator[str]:
     """`enrollab serve` in another process on the same data directory and database: its device URL."""
-    with _cli_servers(tmp_path, db_url, 1) as urls:
+    with cli_servers(tmp_path / "data", db_url, 1) as urls:
         yield urls[0]
 
 
 @pytest.fixture
 def two_cli(first: Running, tmp_path: Path, db_url: str) -> Iterator[list[str]]:
     """Two such processes: the phones' requests race in two processes neither of which is the test's."""
-    with _cli_servers(tmp_path, db_url, 2) as urls:
+    with cli_servers(tmp_path / "data", db_url, 2) as urls:
         yield urls
-
-
-@contextlib.contextmanager
-def _cli_servers(tmp_path: Path, db_url: str, n: int) -> Iterator[list[str]]:
-    enrollab = Path(sys.executable).with_name("enrollab")
-    env = {k: v for k, v in os.environ.items() if k != "ENROLLAB_ADMIN_PASSWORD"}
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        urls = []
-        for _ in range(n):
-            proc = subprocess.Popen(
-                [str(enrollab), "serve", "--data", str(tmp_path / "data"), "--db", db_url, "--admin-port", "0",
-                 "--device-port", "0"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-            )
-            procs.append(proc)
-            urls.append(_announced(proc)[1])
-        yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
-
-
-def _announced(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    """The admin and device URLs `enrollab serve` prints."""
-    assert proc.stderr is not None
-    deadline, admin = time.monotonic() + 60, ""
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line and proc.poll() is not None:
-            pytest.fail(f"a second enrollab serve exited with {proc.returncode}")
-        if m := re.search(r"admin API on (https?://\S+)/api/v1", line):
-            admin = m.group(1)
-        if m := re.search(r"device API \(mutual TLS\) on (https://\S+)/device/v1", line):
-            return admin, m.group(1)
-    pytest.fail("a second enrollab serve did not announce its URLs")
 
 
 async def _enroll(phone: Phone, url: str, code: str) -> tuple[int, str]:
@@ -179,15 +133,10 @@ async def test_a_bulk_job_of_a_killed_process_is_finished_by_the_other(
     n = 6000
     admin = await ApiClient(first.admin_url).as_user("admin", ADMIN_PASSWORD)
     sp = await admin.new_account("service_provider")
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).with_name("enrollab")), "serve", "--data", str(tmp_path / "data"), "--db", db_url,
-         "--admin-port", "0", "--device-port", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={k: v for k, v in os.environ.items() if k != "ENROLLAB_ADMIN_PASSWORD"},
-    )
+    worker = popen_serve(tmp_path / "data", db_url)
     there = None
     try:
-        worker_admin, _ = _announced(worker)
+        worker_admin, _, _ = announced(worker)
         (await admin.post("/devices/import", data=import_file(n), content_type="application/json")).ok()
         macs = [f"A4C0{i:08X}" for i in range(n)]
         (await admin.post("/devices/approve", {"macs": macs})).ok()

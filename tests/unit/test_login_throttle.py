@@ -271,3 +271,15 @@ def test_no_attack_locks_the_user_out(
         mine = g.begin("alice", "192.0.2.10", at(now))
         assert isinstance(mine, Attempt) and mine.exempt
         g.end(mine, NEITHER, at(now))
+
+
+def test_workers_each_allow_their_share_of_the_address_budget() -> None:
+    """Two worker processes (issue 17) let one address fail 20 times together, not 40."""
+    gates = [LoginGate(LoginThrottlePolicy(Budget(20, 10), BackOff(free=1000)), share=2) for _ in range(2)]
+    allowed = 0
+    for i in range(60):
+        g = gates[i % 2]
+        if refusal(g, f"user{i}", "198.51.100.7", at(i)) is None:
+            fail(g, f"user{i}", "198.51.100.7", at(i))
+            allowed += 1
+    assert allowed == 20

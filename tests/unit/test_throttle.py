@@ -74,3 +74,22 @@ def test_gate_checks_the_address_then_everyone_and_counts() -> None:
                                    "addresses_refused_now": 1, "global_failures_in_window": 3}
     gate.apply(GuessingPolicy(Budget(2, 10), Budget(50, 10)))  # a new global budget starts afresh
     assert gate.check("c", at(5)) is None and gate.check("a", at(5)) is not None
+
+
+def test_workers_each_allow_their_share_of_the_budget() -> None:
+    """`enrollab serve --workers N` (issue 17): each process counts alone, so each allows failures ÷ N
+    (rounded up, at least 1) and N processes together about the budget, not N times it."""
+    assert Budget(30, 10).shared(1) == Budget(30, 10)
+    assert Budget(30, 10).shared(2) == Budget(15, 10)
+    assert Budget(1000, 10).shared(3) == Budget(334, 10)
+    assert Budget(2, 5).shared(4) == Budget(1, 5)
+    gates = [GuessGate(GuessingPolicy(Budget(30, 10), Budget(1000, 10)), share=2) for _ in range(2)]
+    allowed = 0
+    for i in range(100):  # one address's wrong codes, spread over both workers as the kernel would
+        g = gates[i % 2]
+        if g.check("198.51.100.7", at(i)) is None:
+            g.failed("198.51.100.7", at(i))
+            allowed += 1
+    assert allowed == 30
+    gates[0].apply(GuessingPolicy(Budget(10, 10), Budget(1000, 10)))  # a new platform policy is shared too
+    assert gates[0].per_address.budget == Budget(5, 10)
