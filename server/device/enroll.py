@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 import jsonschema
@@ -52,6 +51,7 @@ from server.domain.enrollment.decision import Decision
 from server.domain.enrollment.facts import CertificateFacts, RequestFacts
 from server.domain.errors import DomainError
 from server.domain.identity import normalize_mac
+from server.domain.plain_schema import PlainCheck
 from server.store import platform_cache
 from server.store.audit import audit_values
 from server.store.enrollment import Environment, LostRace, apply_decision, load_catalog, load_facts, log_attempt
@@ -76,39 +76,10 @@ BODY_SCHEMA: dict[str, Any] = {
     },
 }
 _VALIDATOR = jsonschema.Draft202012Validator(BODY_SCHEMA)
-# The hot path's check: the same schema read once into plain tests (an object, the required
-# names, then per property its JSON types, length bounds and pattern, as jsonschema applies
-# them: `len`, `re.search`). Validity costs ~5 µs instead of jsonschema's ~0.1 ms; a refused
-# body is checked again against the whole schema, so its error answer is the one it always was.
-# tests/unit/test_enroll_body.py checks it answers what the schema answers.
-_REQUIRED = tuple(BODY_SCHEMA["required"])
-_PROPERTIES = tuple(
-    (
-        name,
-        "null" in (spec["type"] if isinstance(spec["type"], list) else [spec["type"]]),
-        spec.get("minLength", 0),
-        spec.get("maxLength"),
-        re.compile(spec["pattern"]) if "pattern" in spec else None,
-    )
-    for name, spec in BODY_SCHEMA["properties"].items()
-)
-
-
-def body_is_valid(body: Any) -> bool:
-    """Whether `body` satisfies `BODY_SCHEMA` (what `_VALIDATOR.is_valid` answers, faster)."""
-    if not isinstance(body, dict) or any(name not in body for name in _REQUIRED):
-        return False
-    for name, nullable, shortest, longest, pattern in _PROPERTIES:
-        if name not in body:
-            continue
-        value = body[name]
-        if value is None and nullable:
-            continue
-        if not isinstance(value, str) or len(value) < shortest or (longest is not None and len(value) > longest):
-            return False
-        if pattern is not None and pattern.search(value) is None:
-            return False
-    return True
+# The hot path's check: the same schema read once into plain tests (server.domain.plain_schema).
+# Validity costs ~5 µs instead of jsonschema's ~0.1 ms; a refused body is checked again against
+# the whole schema, so its error answer is the one it always was (tests/unit/test_enroll_body.py).
+body_is_valid = PlainCheck.of(BODY_SCHEMA)
 
 
 class BadBody(Exception):

@@ -37,6 +37,7 @@ from server.domain.devices import ORDER_FIELDS
 from server.domain.errors import DomainError
 from server.domain.identity import normalize_mac
 from server.domain.inputs import storable
+from server.domain.plain_schema import PlainCheck
 from server.domain.site_config import member_file_type
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -621,8 +622,16 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return result
 
 
+@cache
+def _row_is_valid() -> PlainCheck:
+    """The row schema as plain tests (server.domain.plain_schema): a 100,000-row import spent four
+    fifths of its parse in jsonschema; rows they refuse are validated again for their errors."""
+    return PlainCheck.of(_row_validator().schema, formats={"date-time": _is_datetime})
+
+
 def _validate_rows(raw: list[_RawRow]) -> tuple[list[DeviceRow], list[RowError]]:
     validator = _row_validator()
+    valid = _row_is_valid()
     rows: list[DeviceRow] = []
     errors: list[RowError] = []
     for record in raw:
@@ -630,7 +639,7 @@ def _validate_rows(raw: list[_RawRow]) -> tuple[list[DeviceRow], list[RowError]]
             errors.append(record.problem)
             continue
         values = normalise_row(record.values)
-        row_errors = schema_errors(validator, values, record.file, record.row)
+        row_errors = [] if valid(values) else schema_errors(validator, values, record.file, record.row)
         if row_errors:
             errors.extend(row_errors)
         else:

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, any_, bindparam, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.devices.lifecycle import _load, all_failed
@@ -58,13 +59,17 @@ def _too_long(rows: list[imports.DeviceRow]) -> tuple[list[imports.DeviceRow], l
 
 async def _existing(session: AsyncSession, rows: list[imports.DeviceRow]) -> tuple[set[str], set[str]]:
     """The MACs and serial numbers of the file that the store already holds (only those)."""
-    macs: set[str] = set()
-    serials: set[str] = set()
-    for chunk in _chunks([r.mac for r in rows], CHUNK):
-        macs.update(await session.scalars(select(Device.mac).where(Device.mac.in_(chunk))))
-    for chunk in _chunks([r.serial for r in rows], CHUNK):
-        serials.update(await session.scalars(select(Device.serial).where(Device.serial.in_(chunk))))
-    return macs, serials
+    found: tuple[set[str], set[str]] = (set(), set())
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for column, values, into in ((Device.mac, [r.mac for r in rows], found[0]),
+                                 (Device.serial, [r.serial for r in rows], found[1])):
+        # PostgreSQL: one array parameter per 10,000 values (`= ANY`), where an IN list compiles
+        # a bind parameter per value (a third of a second per 50,000 rows in SQLAlchemy alone).
+        for chunk in _chunks(values, 10_000 if postgres else CHUNK):
+            where = (column == any_(bindparam("values", chunk, type_=ARRAY(String))) if postgres
+                     else column.in_(chunk))
+            into.update(await session.scalars(select(column).where(where)))
+    return found
 
 
 def _error_order(parsed: imports.ImportParse) -> Callable[[imports.RowError], tuple[int, int]]:
@@ -119,19 +124,16 @@ async def import_devices(req: Req) -> Any:
     rows, duplicate_errors = imports.mark_existing(rows, macs, serials)
     errors = sorted([*parsed.errors, *long_errors, *duplicate_errors], key=_error_order(parsed))
     now = req.now
-    for chunk in _chunks(rows, 1000):
-        await req.session.execute(
-            insert(Device),
-            [
-                {
-                    **{name: getattr(r, name) for name in DEVICE_COLUMNS},
-                    "approved": False,
-                    "imported_by": req.actor.acting_id,
-                    "created_at": now,
-                }
-                for r in chunk
-            ],
-        )
+    for chunk in _chunks(rows, 10_000):
+        await req.ctx.store.insert_many(req.session, Device.__table__, [  # type: ignore[arg-type]
+            {
+                **{name: getattr(r, name) for name in DEVICE_COLUMNS},
+                "approved": False,
+                "imported_by": req.actor.acting_id,
+                "created_at": now,
+            }
+            for r in chunk
+        ])
     rejected_rows = len({(e.file, e.row) for e in errors})
     job = Job(
         account_id=req.actor.acting_id,
@@ -169,7 +171,7 @@ async def import_devices(req: Req) -> Any:
     body["errors"] = [e.to_json() for e in errors[:INLINE_ERRORS]]
     body["errors_complete"] = len(errors) <= INLINE_ERRORS
     if len(rows) >= 1000:
-        req.after_commit.append(lambda: req.ctx.store.refresh_statistics("devices"))
+        req.after_commit.append(lambda: req.ctx.store.refresh_statistics("devices", added=len(rows)))
     return Reply(body, 201)
 
 
