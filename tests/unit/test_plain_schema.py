@@ -42,8 +42,9 @@ def test_plain_tests_agree_with_jsonschema_on_import_rows(row: Any) -> None:
 def test_a_good_row_passes_and_each_kind_of_fault_does_not() -> None:
     valid = _row_is_valid()
     assert valid(GOOD)
-    for bad in ({**GOOD, "mac": "a4251b0c3d5e"}, {**GOOD, "colour": "red"}, {k: v for k, v in GOOD.items() if k != "model"},
-                {**GOOD, "order_id": "x" * 129}, {**GOOD, "manufactured_at": "2026-13-02"}, {**GOOD, "serial": 7}):
+    no_model = {k: v for k, v in GOOD.items() if k != "model"}
+    for bad in ({**GOOD, "mac": "a4251b0c3d5e"}, {**GOOD, "colour": "red"}, no_model, {**GOOD, "order_id": "x" * 129},
+                {**GOOD, "manufactured_at": "2026-13-02"}, {**GOOD, "serial": 7}):
         assert not valid(bad) and not _row_validator().is_valid(bad), bad
 
 
