@@ -58,23 +58,27 @@ PASSWORD = "Bench-Storm-Pw-1"  # noqa: S105 - a throwaway server
 MODELS = ("J179@4.1.11.0.9", "J139@4.1.11.0.9", "K175@3.1", "K155-HW3@3.2", "B199@1.0.4.0", "CU360@11.4.0.20")
 
 
-def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`enrollab serve` in its own process; its log goes to a file (a pipe would need draining,
-    which costs this process CPU the fleet needs)."""
+def start_server(data: Path, db: str | None = None, workers: int = 1) -> tuple[subprocess.Popen[bytes], str, list[int]]:
+    """`enrollab serve` in its own process (with `workers`: that many worker processes, issue 17);
+    its log goes to a file (a pipe would need draining, which costs this process CPU the fleet
+    needs). Answers the process, the admin URL and the pids that serve (the workers, or itself)."""
     env = {**os.environ, "ENROLLAB_ADMIN_PASSWORD": PASSWORD}
     enrollab = Path(sys.executable).with_name("enrollab")
     log = data.parent / "serve.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [str(enrollab), "serve", "--data", str(data), "--admin-port", "0"],
+            [str(enrollab), "serve", "--data", str(data), "--admin-port", "0",
+             *(["--db", db] if db else []), *(["--workers", str(workers)] if workers > 1 else [])],
             stderr=sink,
             stdout=subprocess.DEVNULL,
             env=env,
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if m := re.search(r"(http://\S+)/api/v1", log.read_text(errors="replace")):
-            return proc, m.group(1)
+        text = log.read_text(errors="replace")
+        if (m := re.search(r"(http://\S+)/api/v1", text)) and (workers == 1 or "Ctrl-C" in text):
+            pids = re.search(r"workers \(pids ([\d, ]+)\)", text)
+            return proc, m.group(1), [int(p) for p in pids.group(1).split(", ")] if pids else [proc.pid]
         if proc.poll() is not None:
             raise SystemExit(f"enrollab serve exited with {proc.returncode}: {log.read_text(errors='replace')}")
         time.sleep(0.1)
@@ -82,7 +86,9 @@ def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("enrollab serve did not announce its URL")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int | list[int]) -> float:
+    if isinstance(pid, list):
+        return sum(cpu_seconds(one) for one in pid)
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -100,7 +106,7 @@ def fleet_spec(args: argparse.Namespace, shard: str | None) -> FleetSpec:
     )
 
 
-async def storm(args: argparse.Namespace, data: Path, admin_url: str, server_pid: int) -> dict[str, Any]:
+async def storm(args: argparse.Namespace, data: Path, admin_url: str, server_pid: list[int]) -> dict[str, Any]:
     """The file server in this process; the phones in `--processes` worker processes, one shard
     each, which arrange their share, then boot when this process says go (all at once)."""
     async with FileServer(provisioning_files(), cert_mode="public", hostnames=(FILES_HOST,)) as files:
@@ -302,6 +308,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--baseline", type=int, default=3_000, help="connections for the bare-TLS baseline")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--db", default=None, help="the server's database (default: SQLite in the temporary directory)")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="'enrollab serve --workers N' (issue 17; needs --db postgresql://…)")
     parser.add_argument(
         "--processes",
         type=int,
@@ -319,10 +328,11 @@ def main() -> None:
         f"everything else and the server on Python's ssl / {ssl.OPENSSL_VERSION}"
     )
     with tempfile.TemporaryDirectory(prefix="enrollab-storm-") as tmp:
-        proc, admin_url = start_server(Path(tmp) / "data")
+        proc, admin_url, server_pids = start_server(Path(tmp) / "data", args.db, args.server_workers)
         try:
-            print(f"storm: {args.phones} phones, concurrency {args.concurrency}, server pid {proc.pid}", flush=True)
-            s = asyncio.run(storm(args, Path(tmp) / "data", admin_url, proc.pid))
+            print(f"storm: {args.phones} phones, concurrency {args.concurrency}, server pids {server_pids} "
+                  f"({args.db.split('@')[-1] if args.db else 'SQLite'})", flush=True)
+            s = asyncio.run(storm(args, Path(tmp) / "data", admin_url, server_pids))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
