@@ -48,6 +48,7 @@ import OpenSSL.SSL
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.enroll_throughput import own_schema  # noqa: E402
 from harness.fileserver import FileServer  # noqa: E402
 from harness.fleet_run import FILES_HOST, _pki_files, _target, provisioning_files  # noqa: E402
 from simulators.factory import ManufacturerCA  # noqa: E402
@@ -328,14 +329,16 @@ def main() -> None:
         f"everything else and the server on Python's ssl / {ssl.OPENSSL_VERSION}"
     )
     with tempfile.TemporaryDirectory(prefix="enrollab-storm-") as tmp:
-        proc, admin_url, server_pids = start_server(Path(tmp) / "data", args.db, args.server_workers)
+        db, drop_schema = asyncio.run(own_schema(args.db))  # a fresh PostgreSQL schema, dropped after
+        proc, admin_url, server_pids = start_server(Path(tmp) / "data", db, args.server_workers)
         try:
             print(f"storm: {args.phones} phones, concurrency {args.concurrency}, server pids {server_pids} "
                   f"({args.db.split('@')[-1] if args.db else 'SQLite'})", flush=True)
             s = asyncio.run(storm(args, Path(tmp) / "data", admin_url, server_pids))
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
+            asyncio.run(drop_schema())
     print(
         f"storm: {s['phones']} phones booted in {s['boot_seconds']:.1f} s = {s['phones_per_second']:.0f} phones/s "
         f"(aim: {args.phones} in 60 s), p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms, "

@@ -219,7 +219,7 @@ async def main(n: int, rounds: int, concurrency: int, db: str | None, chunks: in
     from server.pki.tls import device_server_context
     from server.runner import ServeConfig, start
 
-    db, drop_schema = await _own_schema(db)
+    db, drop_schema = await own_schema(db)
     results: list[tuple[dict[str, Any], dict[str, Any]]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -275,7 +275,7 @@ async def main(n: int, rounds: int, concurrency: int, db: str | None, chunks: in
     report(n, concurrency, db, results)
 
 
-async def _own_schema(db: str | None) -> tuple[str | None, Any]:
+async def own_schema(db: str | None) -> tuple[str | None, Any]:
     """A PostgreSQL URL without `?schema=` gets a fresh schema (and a way to drop it): a second run
     must not meet the first one's devices."""
     if db is None or not db.startswith(("postgresql://", "postgres://")) or "schema=" in db:
