@@ -31,16 +31,23 @@ SORTS = ("mac", "serial", "model", "firmware", "site_id", "owner_id", "created_a
 SORT_MATCHES_BELOW = 20_000
 
 
-def _order(sort: str | None, total: int | None = None) -> list[Any]:
-    mac: Any = Device.mac.concat("") if total is not None and total < SORT_MATCHES_BELOW else Device.mac
+def _sort(sort: str | None) -> tuple[str, bool]:
+    """`sort` as (column name, descending); a bad one is refused (before any query)."""
     if not sort:
-        return [mac]
+        return "mac", False
     name = sort.removeprefix("-")
     if name not in SORTS:
         raise bad_request("invalid-sort", f"sort is one of {', '.join(SORTS)}, with a leading - for descending")
-    column = mac if name == "mac" else getattr(Device, name)
-    first = column.desc().nulls_last() if sort.startswith("-") else column.asc().nulls_last()
-    return [first] if name == "mac" else [first, mac]
+    return name, sort.startswith("-")
+
+
+def _order(sort: tuple[str, bool], total: int) -> list[Any]:
+    name, descending = sort
+    mac: Any = Device.mac.concat("") if total < SORT_MATCHES_BELOW else Device.mac
+    if name == "mac":  # never NULL: no NULLS LAST, so PostgreSQL can walk its index either way
+        return [mac.desc() if descending else mac]
+    column = getattr(Device, name)
+    return [column.desc().nulls_last() if descending else column.asc().nulls_last(), mac]
 
 
 @api.route(
@@ -57,9 +64,9 @@ def _order(sort: str | None, total: int | None = None) -> list[Any]:
 async def list_devices(req: Req) -> Any:
     limit, offset = req.page()
     where = device_filter(req.actor, req.query("q"))
-    _order(req.query("sort"))  # a bad sort is refused before any query
+    sort = _sort(req.query("sort"))
     total = await req.session.scalar(scope_devices(select(func.count()).select_from(Device), req.actor).where(where))
-    order = _order(req.query("sort"), total)
+    order = _order(sort, total or 0)
     rows = list(
         await req.session.scalars(
             scope_devices(select(Device), req.actor).where(where).order_by(*order).limit(limit).offset(offset)
