@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,21 @@ def bench():  # type: ignore[no-untyped-def]
         ip = str(lab.subnet.network_address + 20)
         run_ip("addr", "add", f"{ip}/{lab.subnet.prefixlen}", "dev", "eth0", netns=phone.netns)
         yield lab, phone, ip
+
+
+@pytest.fixture
+def postgres(db_backend: str | None) -> None:
+    """Tests of several server processes on one database (issue 17) run on PostgreSQL only."""
+    if db_backend is None:
+        pytest.skip("several server processes share one PostgreSQL database (tox -e postgres); SQLite is one "
+                    "server process per database file")
+
+
+@pytest.fixture
+async def first(postgres: None, tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
+    """The test's own server on tmp_path/data beside other server processes: its PKI makes the
+    phones, its store is read."""
+    running = await start(ServeConfig(data_dir=tmp_path / "data", db_url=db_url, admin_port=0, webhook_interval=0),
+                          admin_password=ADMIN_PASSWORD)
+    yield running
+    await running.stop()

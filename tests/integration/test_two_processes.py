@@ -10,13 +10,13 @@ import asyncio
 import collections
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from server.runner import Running, ServeConfig, start
+from server.runner import Running
 from server.store.models import Device, JobResult
 from tests.conftest import ADMIN_PASSWORD
 from tests.integration.cli_servers import announced, cli_servers, popen_serve
@@ -33,21 +33,6 @@ from tests.integration.device_client import (
 )
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def postgres(db_backend: str | None) -> None:
-    if db_backend is None:
-        pytest.skip("two server processes share one PostgreSQL database (tox -e postgres); "
-                    "SQLite is one server process per database file")
-
-
-@pytest.fixture
-async def first(postgres: None, tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
-    running = await start(ServeConfig(data_dir=tmp_path / "data", db_url=db_url, admin_port=0, webhook_interval=0),
-                          admin_password=ADMIN_PASSWORD)
-    yield running
-    await running.stop()
 
 
 @pytest.fixture

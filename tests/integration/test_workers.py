@@ -14,14 +14,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from server.runner import Running, ServeConfig, start
+from server.runner import Running
 from tests.conftest import ADMIN_PASSWORD
 from tests.integration.cli_servers import announced, popen_serve, serve_command, stop
 from tests.integration.client import ApiClient
@@ -60,21 +60,6 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-@pytest.fixture
-def postgres(db_backend: str | None) -> None:
-    if db_backend is None:
-        pytest.skip("--workers shares one PostgreSQL database (tox -e postgres); SQLite is refused (tested below)")
-
-
-@pytest.fixture
-async def first(postgres: None, tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
-    """The test's own server on the data directory: its PKI makes the phones, its store is read."""
-    running = await start(ServeConfig(data_dir=tmp_path / "data", db_url=db_url, admin_port=0, webhook_interval=0),
-                          admin_password=ADMIN_PASSWORD)
-    yield running
-    await running.stop()
 
 
 @pytest.fixture
